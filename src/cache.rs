@@ -1,0 +1,307 @@
+//! The in-memory page store: a byte-bounded moka cache of [`Entry`]s plus a tag index.
+//!
+//! Owns storage only. It does not know how keys are made (`route`), what time it is (`clock`), or how pages are
+//! fetched (`origin`, `regen`); moka's own expiry is not used, because ISR freshness is decided by the caller from
+//! `Entry::generated_at`. Later tiers (disk, Redis) plug in under `cache::store`.
+//!
+//! # Concurrent calls on the same key
+//! `get` is lock-free (moka). `insert` replaces whatever is there; the caller (`regen`) serialises writers per
+//! key, so two fetches of one key never race to insert.
+
+pub mod entry;
+pub mod key;
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+pub use entry::{Entry, Freshness, Lifetime};
+pub use key::CacheKey;
+use store::Store;
+
+/// Keys carrying each tag. Entries are re-checked on use, so a stale mapping is harmless, only wasted memory,
+/// and evictions clean it up.
+type TagIndex = Arc<Mutex<HashMap<String, HashSet<CacheKey>>>>;
+
+/// The page store.
+#[derive(Clone)]
+pub struct Cache {
+    entries: moka::future::Cache<CacheKey, Arc<Entry>>,
+    tags: TagIndex,
+    /// Lower tiers (disk, Redis), consulted in order on an in-memory miss and written behind every insert.
+    tiers: Arc<[Arc<dyn Store>]>,
+    /// Entries evicted to stay under the byte bound (moka `RemovalCause::Size`), for metrics.
+    evictions: Arc<AtomicU64>,
+}
+
+impl Cache {
+    /// A cache holding at most `max_bytes` of entries (bodies, headers and keys, as weighed by [`Entry::weight`]).
+    pub fn new(max_bytes: u64) -> Self {
+        let tags: TagIndex = Arc::default();
+        let listener_tags = tags.clone();
+        let evictions = Arc::new(AtomicU64::new(0));
+        let listener_evictions = evictions.clone();
+        let entries = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &CacheKey, entry: &Arc<Entry>| {
+                u32::try_from(key.weight() + entry.weight()).unwrap_or(u32::MAX)
+            })
+            .eviction_listener(move |key, entry: Arc<Entry>, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    listener_evictions.fetch_add(1, Ordering::Relaxed);
+                }
+                if cause != moka::notification::RemovalCause::Replaced {
+                    unindex(&listener_tags, &key, &entry.tags);
+                }
+            })
+            .build();
+        Self {
+            entries,
+            tags,
+            tiers: Arc::new([]),
+            evictions,
+        }
+    }
+
+    /// Adds a lower tier (disk, Redis) below the in-memory cache.
+    pub fn with_tier(mut self, tier: Arc<dyn Store>) -> Self {
+        let mut tiers = self.tiers.to_vec();
+        tiers.push(tier);
+        self.tiers = tiers.into();
+        self
+    }
+
+    /// A callback that indexes a page's tags, for tiers that find pages at startup (the disk scan).
+    pub fn tag_indexer(&self) -> store::disk::OnScanned {
+        let tags = self.tags.clone();
+        Box::new(move |key: &CacheKey, page_tags: &[String]| {
+            if page_tags.is_empty() {
+                return;
+            }
+            let mut index = tags.lock().unwrap_or_else(PoisonError::into_inner);
+            for tag in page_tags {
+                index.entry(tag.clone()).or_default().insert(key.clone());
+            }
+        })
+    }
+
+    /// The entry for `key`, fresh or not. An in-memory miss asks the lower tiers; a page found there is kept in
+    /// memory again (and not written back).
+    pub async fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+        if let Some(entry) = self.entries.get(key).await {
+            return Some(entry);
+        }
+        for tier in self.tiers.iter() {
+            if let Some(entry) = tier.load(key).await {
+                let entry = Arc::new(entry);
+                self.index(key, &entry);
+                self.entries.insert(key.clone(), entry.clone()).await;
+                return Some(entry);
+            }
+        }
+        None
+    }
+
+    /// Stores `entry` under `key` and indexes its tags, unless the cached entry was generated later (a slow
+    /// fetch or a warm-up must never roll a page back to older content). Returns whether it was stored.
+    pub async fn insert(&self, key: CacheKey, entry: Arc<Entry>) -> bool {
+        if let Some(previous) = self.entries.get(&key).await {
+            if previous.generated_at > entry.generated_at {
+                return false;
+            }
+            let dropped: Vec<String> = previous.tags.iter().filter(|t| !entry.has_tag(t)).cloned().collect();
+            unindex(&self.tags, &key, &dropped);
+        }
+        self.index(&key, &entry);
+        for tier in self.tiers.iter() {
+            tier.save(&key, &entry);
+        }
+        self.entries.insert(key, entry).await;
+        true
+    }
+
+    fn index(&self, key: &CacheKey, entry: &Entry) {
+        if !entry.tags.is_empty() {
+            let mut tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
+            for tag in entry.tags.iter() {
+                tags.entry(tag.clone()).or_default().insert(key.clone());
+            }
+        }
+    }
+
+    /// Removes `key` from memory and every tier; returns whether it was cached.
+    pub async fn remove(&self, key: &CacheKey) -> bool {
+        let mut found = self.entries.remove(key).await.is_some();
+        for tier in self.tiers.iter() {
+            if !found {
+                found = tier.load(key).await.is_some();
+            }
+            tier.delete(key);
+        }
+        found
+    }
+
+    /// Marks a cached page stale (revalidation by tag), in memory and in every tier.
+    pub fn mark_stale(&self, key: &CacheKey, entry: &Arc<Entry>) {
+        entry.mark_stale();
+        for tier in self.tiers.iter() {
+            tier.save(key, entry);
+        }
+    }
+
+    /// Waits for the tiers' queued writes (graceful shutdown).
+    pub async fn flush(&self) {
+        for tier in self.tiers.iter() {
+            tier.flush().await;
+        }
+    }
+
+    /// The cached keys whose entries carry `tag`. Costs time proportional to those keys, not to the cache.
+    pub async fn keys_with_tag(&self, tag: &str) -> Vec<(CacheKey, Arc<Entry>)> {
+        let candidates: Vec<CacheKey> = {
+            let tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
+            tags.get(tag)
+                .map(|keys| keys.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        let mut found = Vec::with_capacity(candidates.len());
+        for key in candidates {
+            if let Some(entry) = self.get(&key).await
+                && entry.has_tag(tag)
+            {
+                found.push((key, entry));
+            }
+        }
+        found
+    }
+
+    /// Number of entries (approximate until moka's pending tasks run).
+    pub fn entry_count(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
+    /// Bytes held, as weighed (approximate until moka's pending tasks run).
+    pub fn weighted_size(&self) -> u64 {
+        self.entries.weighted_size()
+    }
+
+    /// Entries evicted so far to stay under the byte bound (not removals or replacements).
+    pub fn eviction_count(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Applies moka's pending housekeeping (evictions, counters); for tests and metrics.
+    pub async fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks().await;
+    }
+}
+
+fn unindex(index: &TagIndex, key: &CacheKey, tags: &[String]) {
+    if tags.is_empty() {
+        return;
+    }
+    let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
+    for tag in tags {
+        if let Some(keys) = index.get_mut(tag) {
+            keys.remove(key);
+            if keys.is_empty() {
+                index.remove(tag);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+    use http::header::{HeaderName, HeaderValue};
+    use http::{HeaderMap, StatusCode};
+
+    use super::*;
+
+    fn page(tags: &'static str, body_len: usize) -> Arc<Entry> {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-isr-tags", HeaderValue::from_static(tags));
+        Arc::new(Entry::from_origin(
+            StatusCode::OK,
+            headers,
+            Bytes::from(vec![b'x'; body_len]),
+            SystemTime::now(),
+            Lifetime {
+                revalidate: Some(Duration::from_secs(60)),
+                expire: Duration::from_secs(60),
+            },
+            &HeaderName::from_static("x-isr-tags"),
+        ))
+    }
+
+    fn key(path: &str) -> CacheKey {
+        CacheKey::new(path, None, Vec::new())
+    }
+
+    #[tokio::test]
+    async fn tag_index_follows_inserts_replacements_and_removals() {
+        let cache = Cache::new(1 << 20);
+        cache.insert(key("/a"), page("blog, post-1", 10)).await;
+        cache.insert(key("/b"), page("blog", 10)).await;
+        assert_eq!(cache.keys_with_tag("blog").await.len(), 2);
+        assert_eq!(cache.keys_with_tag("post-1").await.len(), 1);
+
+        cache.insert(key("/a"), page("post-2", 10)).await;
+        assert_eq!(
+            cache.keys_with_tag("blog").await.len(),
+            1,
+            "replaced entry dropped the tag"
+        );
+        assert_eq!(cache.keys_with_tag("post-2").await.len(), 1);
+
+        assert!(cache.remove(&key("/b")).await);
+        cache.run_pending_tasks().await;
+        assert!(cache.keys_with_tag("blog").await.is_empty());
+        assert!(
+            cache.tags.lock().expect("not poisoned").get("blog").is_none(),
+            "index cleaned on removal"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_older_entry_never_replaces_a_newer_one() {
+        let cache = Cache::new(1 << 20);
+        let newer = page("t", 10);
+        let older = Arc::new(Entry::from_origin(
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from_static(b"old"),
+            newer.generated_at - Duration::from_secs(1),
+            newer.lifetime,
+            &HeaderName::from_static("x-isr-tags"),
+        ));
+        assert!(cache.insert(key("/a"), newer.clone()).await);
+        assert!(!cache.insert(key("/a"), older).await, "older content must not win");
+        let kept = cache.get(&key("/a")).await.expect("cached");
+        assert!(Arc::ptr_eq(&kept, &newer));
+    }
+
+    #[tokio::test]
+    async fn byte_bound_is_enforced() {
+        let cache = Cache::new(100 * 1024);
+        for i in 0..100 {
+            cache.insert(key(&format!("/p/{i}")), page("t", 4096)).await;
+        }
+        cache.run_pending_tasks().await;
+        assert!(
+            cache.weighted_size() <= 100 * 1024,
+            "weighted size {} over the bound",
+            cache.weighted_size()
+        );
+        assert!(cache.entry_count() < 100);
+        assert_eq!(
+            cache.eviction_count(),
+            100 - cache.entry_count(),
+            "every page pushed out by the bound counts as an eviction"
+        );
+    }
+}

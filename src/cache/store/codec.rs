@@ -1,0 +1,259 @@
+//! The byte format of a stored entry, shared by the disk and Redis tiers.
+//!
+//! ```text
+//! "ISRP" | version u16 | meta_len u32 | meta (JSON) | headers_len u32 | headers | variant_len u32 | variant
+//!        | body_len u64 | body | checksum u64 (xxh3 of everything before it)
+//! ```
+//! Headers are kept in HTTP/1 wire form (`name: value\r\n`), which cannot contain CR or LF inside a value, so
+//! any byte value round-trips. A wrong magic, an unknown version, a bad checksum or a short read is an error,
+//! never a misread entry.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{CacheKey, Entry, Lifetime};
+
+const MAGIC: &[u8; 4] = b"ISRP";
+/// Bumped on any incompatible change; entries of other versions are ignored after an upgrade.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Why stored bytes could not be read back.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    /// Not an isr-proxy entry at all.
+    #[error("not an isr-proxy entry")]
+    BadMagic,
+    /// Written by another version of isr-proxy.
+    #[error("entry format version {0} is not {FORMAT_VERSION}")]
+    Version(u16),
+    /// Torn or corrupted bytes.
+    #[error("entry checksum mismatch")]
+    Checksum,
+    /// Structurally broken despite a good checksum (a bug, or a crafted file).
+    #[error("malformed entry: {0}")]
+    Malformed(&'static str),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    path_and_query: String,
+    status: u16,
+    etag: String,
+    generated_at_ms: u64,
+    revalidate_ms: Option<u64>,
+    expire_ms: u64,
+    tags: Vec<String>,
+    marked_stale: bool,
+}
+
+/// Serialises `entry` stored under `key`.
+pub fn encode(key: &CacheKey, entry: &Entry) -> Vec<u8> {
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let meta = Meta {
+        path_and_query: key.path_and_query().to_owned(),
+        status: entry.status.as_u16(),
+        etag: String::from_utf8_lossy(entry.etag.as_bytes()).into_owned(),
+        generated_at_ms: millis(entry.generated_at.duration_since(UNIX_EPOCH).unwrap_or_default()),
+        revalidate_ms: entry.lifetime.revalidate.map(millis),
+        expire_ms: millis(entry.lifetime.expire),
+        tags: entry.tags.to_vec(),
+        marked_stale: entry.is_marked_stale(),
+    };
+    let meta = serde_json::to_vec(&meta).unwrap_or_default();
+    let headers = wire_headers(entry.headers.iter());
+    let variant = wire_headers(key.variant().iter().map(|(n, v)| (n, v)));
+    let mut out = Vec::with_capacity(64 + meta.len() + headers.len() + variant.len() + entry.body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    for section in [&meta, &headers, &variant] {
+        out.extend_from_slice(&u32::try_from(section.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(section);
+    }
+    out.extend_from_slice(&(entry.body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&entry.body);
+    let checksum = xxhash_rust::xxh3::xxh3_64(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
+}
+
+/// Reads an entry back; the key it was stored under comes with it (callers compare it with the key they
+/// looked up, which also catches hash collisions in file names).
+pub fn decode(bytes: &[u8]) -> Result<(CacheKey, Entry), CodecError> {
+    if bytes.len() < MAGIC.len() + 2 + 8 || &bytes[..4] != MAGIC {
+        return Err(CodecError::BadMagic);
+    }
+    let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+    if version != FORMAT_VERSION {
+        return Err(CodecError::Version(version));
+    }
+    let (content, checksum) = bytes.split_at(bytes.len() - 8);
+    let expected = u64::from_le_bytes(checksum.try_into().map_err(|_| CodecError::Checksum)?);
+    if xxhash_rust::xxh3::xxh3_64(content) != expected {
+        return Err(CodecError::Checksum);
+    }
+    let mut reader = Reader { rest: &content[6..] };
+    let meta: Meta = serde_json::from_slice(reader.section_u32()?).map_err(|_| CodecError::Malformed("meta"))?;
+    let headers = parse_headers(reader.section_u32()?)?;
+    let variant: Vec<(HeaderName, HeaderValue)> = parse_headers(reader.section_u32()?)?
+        .into_iter()
+        .filter_map(|(name, value)| Some((name?, value)))
+        .collect();
+    let body_len = usize::try_from(reader.u64()?).map_err(|_| CodecError::Malformed("body length"))?;
+    let body = reader.take(body_len)?;
+    if !reader.rest.is_empty() {
+        return Err(CodecError::Malformed("trailing bytes"));
+    }
+    let mut header_map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Some(name) = name {
+            header_map.append(name, value);
+        }
+    }
+    let (path, query) = match meta.path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (meta.path_and_query.as_str(), None),
+    };
+    let key = CacheKey::new(path, query, variant);
+    let entry = Entry::restore(
+        StatusCode::from_u16(meta.status).map_err(|_| CodecError::Malformed("status"))?,
+        header_map,
+        Bytes::copy_from_slice(body),
+        HeaderValue::try_from(meta.etag).map_err(|_| CodecError::Malformed("etag"))?,
+        UNIX_EPOCH + Duration::from_millis(meta.generated_at_ms),
+        Lifetime {
+            revalidate: meta.revalidate_ms.map(Duration::from_millis),
+            expire: Duration::from_millis(meta.expire_ms),
+        },
+        meta.tags.into_boxed_slice(),
+        meta.marked_stale,
+    );
+    Ok((key, entry))
+}
+
+/// Milliseconds since the epoch of an entry's generation, as stored (for comparisons without decoding).
+pub fn generated_at_ms(time: SystemTime) -> u64 {
+    u64::try_from(time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn wire_headers<'a>(headers: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Header lines; a name that no longer parses is kept as `None` so one odd header never loses the entry.
+fn parse_headers(bytes: &[u8]) -> Result<Vec<(Option<HeaderName>, HeaderValue)>, CodecError> {
+    let mut out = Vec::new();
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let line = line.strip_suffix(b"\r").ok_or(CodecError::Malformed("header line"))?;
+        let colon = line
+            .iter()
+            .position(|b| *b == b':')
+            .ok_or(CodecError::Malformed("header line"))?;
+        let name = HeaderName::from_bytes(&line[..colon]).ok();
+        let value = line.get(colon + 2..).ok_or(CodecError::Malformed("header line"))?;
+        let value = HeaderValue::from_bytes(value).map_err(|_| CodecError::Malformed("header value"))?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], CodecError> {
+        if self.rest.len() < len {
+            return Err(CodecError::Malformed("short section"));
+        }
+        let (head, tail) = self.rest.split_at(len);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn section_u32(&mut self) -> Result<&'a [u8], CodecError> {
+        let len = u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| CodecError::Malformed("length"))?);
+        self.take(len as usize)
+    }
+
+    fn u64(&mut self) -> Result<u64, CodecError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| CodecError::Malformed("length"))?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (CacheKey, Entry) {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("text/html"));
+        headers.append("link", HeaderValue::from_static("</a.css>; rel=preload"));
+        headers.append(
+            "link",
+            HeaderValue::from_bytes(b"</\xe9.js>").expect("obs-text is a valid value"),
+        );
+        headers.insert("x-isr-tags", HeaderValue::from_static("blog, post-1"));
+        let entry = Entry::from_origin(
+            StatusCode::NOT_FOUND,
+            headers,
+            Bytes::from_static(b"<p>gone</p>"),
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            Lifetime {
+                revalidate: Some(Duration::from_secs(60)),
+                expire: Duration::from_secs(600),
+            },
+            &HeaderName::from_static("x-isr-tags"),
+        );
+        entry.mark_stale();
+        let key = CacheKey::new(
+            "/blog/a",
+            Some("page=2"),
+            vec![(HeaderName::from_static("rsc"), HeaderValue::from_static("1"))],
+        );
+        (key, entry)
+    }
+
+    #[test]
+    fn entries_round_trip_exactly() {
+        let (key, entry) = sample();
+        let (back_key, back) = decode(&encode(&key, &entry)).expect("decodes");
+        assert_eq!(back_key, key);
+        assert_eq!(back.status, entry.status);
+        assert_eq!(back.headers, entry.headers);
+        assert_eq!(back.body, entry.body);
+        assert_eq!(back.etag, entry.etag);
+        assert_eq!(back.generated_at, entry.generated_at);
+        assert_eq!(back.lifetime, entry.lifetime);
+        assert_eq!(back.tags, entry.tags);
+        assert!(back.is_marked_stale());
+    }
+
+    #[test]
+    fn torn_corrupt_or_foreign_bytes_are_errors_not_entries() {
+        let (key, entry) = sample();
+        let bytes = encode(&key, &entry);
+        for cut in [0, 3, 10, bytes.len() / 2, bytes.len() - 1] {
+            assert!(decode(&bytes[..cut]).is_err(), "torn at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[bytes.len() / 2] ^= 0x40;
+        assert_eq!(decode(&flipped).err(), Some(CodecError::Checksum));
+        let mut future = bytes.clone();
+        future[4] = 9;
+        assert_eq!(decode(&future).err(), Some(CodecError::Version(9)));
+        assert_eq!(decode(b"GIF89a....................").err(), Some(CodecError::BadMagic));
+    }
+}

@@ -1,0 +1,140 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[origin]
+url = "http://127.0.0.1:8080"
+"#;
+
+fn parse(extra: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str(&format!("{MINIMAL}{extra}"))
+}
+
+fn error_text(extra: &str) -> String {
+    match parse(extra) {
+        Ok(_) => panic!("config should be rejected:\n{extra}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let config = parse("").expect("minimal config is valid");
+    assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(config.origin.timeout, DEFAULT_ORIGIN_TIMEOUT);
+    assert_eq!(config.cache.max_size, DEFAULT_MAX_SIZE);
+    assert_eq!(config.revalidate.path, DEFAULT_REVALIDATE_PATH);
+    assert!(config.routes.rules().is_empty());
+}
+
+#[test]
+fn full_contract_parses() {
+    let config = parse(
+        r#"
+[cache]
+max_size = "64MiB"
+max_entry_size = "1MiB"
+retry_after = "2s"
+
+[[route]]
+path = "/blog/:slug"
+revalidate = 60
+query = ["page", "sort"]
+
+[[route]]
+path = "/news/*rest"
+revalidate = "5m"
+query = "keep"
+
+[[route]]
+path = "/about"
+revalidate = false
+
+[[route]]
+path = "/api/*rest"
+cache = false
+"#,
+    )
+    .expect("valid config");
+    assert_eq!(config.cache.max_size, 64 * 1024 * 1024);
+    assert_eq!(config.cache.retry_after, Duration::from_secs(2));
+    let rules = config.routes.rules();
+    assert_eq!(rules[0].revalidate, Revalidate::After(Duration::from_secs(60)));
+    assert_eq!(rules[0].query, QueryPolicy::Allow(vec!["page".into(), "sort".into()]));
+    assert_eq!(rules[1].revalidate, Revalidate::After(Duration::from_secs(300)));
+    assert_eq!(rules[1].query, QueryPolicy::Keep);
+    assert_eq!(rules[2].revalidate, Revalidate::OnDemand);
+    assert!(!rules[3].cache);
+}
+
+#[test]
+fn bad_configs_name_the_key_and_line() {
+    let cases: &[(&str, &[&str])] = &[
+        ("[cache]\nmax_sise = \"1MiB\"\n", &["max_sise", "line 5"]),
+        ("[cache]\nmax_size = \"lots\"\n", &["max_size", "bad size"]),
+        ("[origin2]\n", &["origin2"]),
+        (
+            "[[route]]\npath = \"/a\"\nrevalidate = \"soon\"\n",
+            &["revalidate", "bad duration", "line 6"],
+        ),
+        ("[[route]]\npath = \"/a\"\nrevalidate = true\n", &["revalidate"]),
+        ("[[route]]\npath = \"/a\"\nrevalidate = 0\n", &["revalidate"]),
+        (
+            "[[route]]\npath = \"/a\"\nrevalidate = 1\nquery = \"all\"\n",
+            &["query"],
+        ),
+        ("[[route]]\npath = \"/a\"\n", &["route[0].revalidate", "line 5"]),
+        (
+            "[[route]]\npath = \"/b/:slug\"\nrevalidate = 1\n\n[[route]]\npath = \"/b/:id\"\nrevalidate = 1\n",
+            &["route[1].path", "line 9", "duplicates"],
+        ),
+        (
+            "[[route]]\npath = \"nope\"\nrevalidate = 1\n",
+            &["route[0].path", "start with '/'"],
+        ),
+        (
+            "[[route]]\npath = \"/a\"\ncache = false\nrevalidate = 1\n",
+            &["route[0].cache"],
+        ),
+        (
+            "[cache]\nmax_size = \"1MiB\"\nmax_entry_size = \"2MiB\"\n",
+            &["cache.max_entry_size"],
+        ),
+        ("listen = \"nowhere\"\n", &["listen"]),
+    ];
+    for (extra, needles) in cases {
+        let text = error_text(extra);
+        for needle in *needles {
+            assert!(
+                text.contains(needle),
+                "error for\n{extra}\nshould mention {needle:?}; got:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_origin_urls_are_rejected() {
+    for (url, needle) in [
+        ("ftp://x", "http://"),
+        ("https://x", "https"),
+        ("not a url", "bad origin url"),
+        ("http://x/?a=1", "query"),
+    ] {
+        let err = Config::from_toml_str(&format!("[origin]\nurl = \"{url}\"\n"))
+            .err()
+            .unwrap_or_else(|| panic!("{url} must be rejected"))
+            .to_string();
+        assert!(err.contains("url") && err.contains(needle), "{url}: {err}");
+    }
+}
+
+#[test]
+fn token_compares_exactly_and_never_prints() {
+    let token = Token::new("s3cret").expect("non-empty");
+    assert!(token.matches(b"s3cret"));
+    assert!(!token.matches(b"s3cre"));
+    assert!(!token.matches(b"s3cret!"));
+    assert!(!token.matches(b""));
+    assert!(Token::new("").is_none(), "an empty secret disables the endpoint");
+    assert!(!format!("{token:?}").contains("s3cret"));
+}

@@ -1,0 +1,26 @@
+//! isr-proxy: Incremental Static Regeneration for any server-rendered origin.
+//!
+//! A request is matched against the route table ([`route`]); unmatched paths stream through to the origin.
+//! A cached route's page is looked up in the [`cache`] under its [`cache::CacheKey`]: a fresh page is a HIT; an
+//! older one is served at once (STALE) while [`regen`] runs one background regeneration; a missing one is
+//! fetched once for all concurrent requests (single-flight) and stored if [`cacheability`] allows. [`proxy`]
+//! reads top-down as that flow; [`server`] only accepts connections; `main.rs` only parses arguments.
+pub mod cache;
+pub mod cacheability;
+pub mod clock;
+pub mod compression;
+pub mod config;
+pub mod metrics;
+pub mod origin;
+pub mod prerender;
+pub mod proxy;
+pub mod regen;
+pub mod response;
+pub mod revalidate;
+pub mod route;
+pub mod server;
+
+pub use clock::{Clock, ClockHandle};
+pub use config::Config;
+pub use proxy::Proxy;
+pub use server::run;

@@ -1,0 +1,136 @@
+//! The `isr-proxy` binary: parse arguments, load the config, run the server. Everything else is in the library.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use isr_proxy::{Clock, Config, Proxy};
+use tokio::net::TcpListener;
+
+/// Incremental Static Regeneration reverse proxy.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Config file.
+    #[arg(long, short, global = true, default_value = "isr-proxy.toml")]
+    config: PathBuf,
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config file, print the route table, and exit.
+    Check,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let result = match cli.command {
+        Some(Command::Check) => check(&cli.config),
+        None => serve(&cli.config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn check(path: &PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    // A closed pipe (`check | head`) is not an error worth a panic.
+    let _ = print_route_table(path, &config, &mut std::io::stdout().lock());
+    Ok(())
+}
+
+fn print_route_table(path: &Path, config: &Config, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "{}: ok", path.display())?;
+    writeln!(out, "listen {}  origin {}", config.listen, config.origin.url)?;
+    writeln!(out, "{:<32} {:<14} {:<12} query", "route", "revalidate", "mode")?;
+    for rule in config.routes.rules() {
+        let (revalidate, mode) = if rule.cache {
+            (
+                rule.revalidate.to_string(),
+                format!("{:?}", rule.fallback).to_lowercase(),
+            )
+        } else {
+            ("-".to_owned(), "pass-through".to_owned())
+        };
+        writeln!(
+            out,
+            "{:<32} {:<14} {:<12} {:?}",
+            rule.pattern, revalidate, mode, rule.query
+        )?;
+    }
+    writeln!(out, "{:<32} {:<14} {:<12}", "(anything else)", "-", "pass-through")
+}
+
+fn serve(path: &PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
+        tracing::info!(listen = %config.listen, origin = %config.origin.url, routes = config.routes.rules().len(), "isr-proxy ready");
+        let proxy = Proxy::new(&config, Clock::system());
+        isr_proxy::run(listener, proxy, shutdown_signal(), config.server.shutdown_timeout).await;
+        anyhow::Ok(())
+    })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,418 @@
+//! Prometheus metrics: what the proxy records while it serves, and the text a scrape gets.
+//!
+//! Recording is lock-free and allocation-free: every labelled counter is created up front and indexed by an enum,
+//! and the latency histograms are arrays of atomics ([`LatencyHistogram`]), because prometheus-client's own
+//! histogram takes a mutex on every observation. Figures owned by other modules (cache entries, bytes and
+//! evictions, regenerations in flight and failed) are not mirrored here: the caller reads them at scrape time and
+//! passes them in as a [`Snapshot`]. This module does not know the cache, the origin or the proxy.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::HeaderValue;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+use crate::response::CacheStatus;
+
+/// `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus scrapes natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Latency bucket bounds in seconds: from a sub-millisecond cache hit to a render near the default 10 s timeout.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The `cache` label of `isr_requests_total`: the `x-isr-cache` values, plus `NONE` for responses isr-proxy
+/// wrote itself (errors, the revalidation endpoint).
+const REQUEST_LABELS: [&str; 7] = ["HIT", "STALE", "MISS", "BYPASS", "FALLBACK", "REVALIDATED", "NONE"];
+
+/// How one cached-route origin fetch ended; the `outcome` label of `isr_origin_fetches_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginOutcome {
+    /// A whole response within `max_entry_size` (any status but 5xx).
+    Complete,
+    /// Larger than `max_entry_size`: streamed, not stored.
+    Oversized,
+    /// The origin answered 5xx.
+    ServerError,
+    /// No complete response within `origin.timeout`.
+    Timeout,
+    /// The connection could not be made.
+    Connect,
+    /// The connection broke before or while the response arrived (including a body cut short).
+    Broken,
+    /// No origin slot freed up within `origin.queue_timeout`.
+    Busy,
+}
+
+impl OriginOutcome {
+    const ALL: [Self; 7] = [
+        Self::Complete,
+        Self::Oversized,
+        Self::ServerError,
+        Self::Timeout,
+        Self::Connect,
+        Self::Broken,
+        Self::Busy,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Oversized => "oversized",
+            Self::ServerError => "server_error",
+            Self::Timeout => "timeout",
+            Self::Connect => "connect_error",
+            Self::Broken => "broken",
+            Self::Busy => "busy",
+        }
+    }
+
+    /// Whether the origin answered at all (for `/health`'s `origin_reachable`).
+    fn reached_origin(self) -> bool {
+        matches!(self, Self::Complete | Self::Oversized | Self::ServerError)
+    }
+}
+
+/// What an on-demand revalidation acted on; the `kind` label of `isr_revalidations_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevalidationKind {
+    /// A path regenerated now.
+    Path,
+    /// A tag's pages marked stale.
+    Tag,
+    /// A path or a tag's pages removed.
+    Purge,
+}
+
+impl RevalidationKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Path => "path",
+            Self::Tag => "tag",
+            Self::Purge => "purge",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabel {
+    cache: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevalidationLabels {
+    kind: &'static str,
+    result: &'static str,
+}
+
+/// Figures read from their owners at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    /// Pages in memory.
+    pub cache_entries: u64,
+    /// Bytes in memory, as weighed.
+    pub cache_bytes: u64,
+    /// Pages evicted to stay under `cache.max_size`, since start.
+    pub cache_evictions: u64,
+    /// Origin fetches for cached routes running now (single-flight: one per key).
+    pub regenerations_in_flight: u64,
+    /// Regenerations that failed (origin error, timeout, 5xx), since start.
+    pub regeneration_failures: u64,
+}
+
+/// Whether the last cached-route origin fetch reached the origin: unknown until the first fetch.
+const ORIGIN_UNKNOWN: u8 = 0;
+const ORIGIN_REACHED: u8 = 1;
+const ORIGIN_UNREACHED: u8 = 2;
+
+/// Everything the proxy records. One per [`Proxy`](crate::Proxy); cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Family<CacheLabel, Counter>,
+    /// Indexed like [`REQUEST_LABELS`], so recording is one atomic add.
+    request_counters: [Counter; REQUEST_LABELS.len()],
+    origin_fetches: Family<OutcomeLabel, Counter>,
+    /// Indexed like [`OriginOutcome::ALL`].
+    origin_counters: [Counter; OriginOutcome::ALL.len()],
+    origin_latency: LatencyHistogram,
+    response_latency: LatencyHistogram,
+    revalidations: Family<RevalidationLabels, Counter>,
+    origin_state: AtomicU8,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Metrics with every counter at zero.
+    pub fn new() -> Self {
+        let requests = Family::<CacheLabel, Counter>::default();
+        let request_counters = REQUEST_LABELS.map(|cache| requests.get_or_create_owned(&CacheLabel { cache }));
+        let origin_fetches = Family::<OutcomeLabel, Counter>::default();
+        let origin_counters = OriginOutcome::ALL.map(|outcome| {
+            origin_fetches.get_or_create_owned(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+        });
+        Self {
+            requests,
+            request_counters,
+            origin_fetches,
+            origin_counters,
+            origin_latency: LatencyHistogram::default(),
+            response_latency: LatencyHistogram::default(),
+            revalidations: Family::default(),
+            origin_state: AtomicU8::new(ORIGIN_UNKNOWN),
+        }
+    }
+
+    /// Records one answered request: its `x-isr-cache` value (`None` for responses isr-proxy wrote itself) and
+    /// how long the response head took.
+    pub fn record_request(&self, cache: Option<&HeaderValue>, elapsed: Duration) {
+        let index = cache
+            .and_then(|value| {
+                let value = value.as_bytes();
+                REQUEST_LABELS.iter().position(|label| label.as_bytes() == value)
+            })
+            .unwrap_or(REQUEST_LABELS.len() - 1);
+        self.request_counters[index].inc();
+        self.response_latency.observe(elapsed);
+    }
+
+    /// The count of requests answered with `status` so far.
+    pub fn requests(&self, status: CacheStatus) -> u64 {
+        REQUEST_LABELS
+            .iter()
+            .position(|label| *label == status.as_str())
+            .map_or(0, |i| self.request_counters[i].get())
+    }
+
+    /// Records one cached-route origin fetch.
+    pub fn record_origin_fetch(&self, outcome: OriginOutcome, elapsed: Duration) {
+        let index = OriginOutcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.origin_counters[index].inc();
+        if outcome != OriginOutcome::Busy {
+            self.origin_latency.observe(elapsed);
+        }
+        self.record_origin_reachable(outcome.reached_origin());
+    }
+
+    /// Records whether a request to the origin (cached or passed through) got an answer.
+    pub fn record_origin_reachable(&self, reached: bool) {
+        let state = if reached { ORIGIN_REACHED } else { ORIGIN_UNREACHED };
+        // Skip the store when unchanged, so the cache line stays shared between cores.
+        if self.origin_state.load(Ordering::Relaxed) != state {
+            self.origin_state.store(state, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the last origin request got an answer; `None` before the first one.
+    pub fn origin_reachable(&self) -> Option<bool> {
+        match self.origin_state.load(Ordering::Relaxed) {
+            ORIGIN_REACHED => Some(true),
+            ORIGIN_UNREACHED => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Records one on-demand revalidation of one path or tag; `result` is a short word (`regenerated`, `failed`,
+    /// `purged`, ...). Not on the request path, so a locked label lookup is fine here.
+    pub fn record_revalidation(&self, kind: RevalidationKind, result: &'static str) {
+        self.revalidations
+            .get_or_create(&RevalidationLabels {
+                kind: kind.as_str(),
+                result,
+            })
+            .inc();
+    }
+
+    /// The Prometheus text for a scrape, with the figures in `snapshot`.
+    pub fn encode(&self, snapshot: Snapshot) -> Result<String, fmt::Error> {
+        let mut registry = Registry::with_prefix("isr");
+        registry.register(
+            "requests",
+            "Requests answered, by x-isr-cache value (NONE: errors and endpoints)",
+            self.requests.clone(),
+        );
+        registry.register(
+            "origin_fetches",
+            "Origin fetches for cached routes, by outcome",
+            self.origin_fetches.clone(),
+        );
+        registry.register(
+            "origin_latency_seconds",
+            "Time of origin fetches for cached routes, whole body included",
+            self.origin_latency.clone(),
+        );
+        registry.register(
+            "response_latency_seconds",
+            "Time from request to response head",
+            self.response_latency.clone(),
+        );
+        registry.register(
+            "revalidations",
+            "On-demand revalidations, by kind (path, tag, purge) and result",
+            self.revalidations.clone(),
+        );
+        registry.register(
+            "regenerations_in_flight",
+            "Origin fetches for cached routes running now",
+            ConstGauge::new(clamp(snapshot.regenerations_in_flight)),
+        );
+        registry.register(
+            "regeneration_failures",
+            "Regenerations that failed (origin error, timeout, 5xx)",
+            ConstCounter::new(snapshot.regeneration_failures),
+        );
+        registry.register(
+            "cache_entries",
+            "Pages held in memory",
+            ConstGauge::new(clamp(snapshot.cache_entries)),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes held in memory (bodies, headers, keys)",
+            ConstGauge::new(clamp(snapshot.cache_bytes)),
+        );
+        registry.register(
+            "cache_evictions",
+            "Pages evicted to stay under cache.max_size",
+            ConstCounter::new(snapshot.cache_evictions),
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        Ok(text)
+    }
+}
+
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A fixed-bucket latency histogram of atomics: `observe` is a bucket search and three relaxed adds.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyHistogram {
+    inner: Arc<HistogramInner>,
+}
+
+#[derive(Debug, Default)]
+struct HistogramInner {
+    /// Non-cumulative counts; the last slot is `+Inf`.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Adds one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let index = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        let inner = &self.inner;
+        inner.buckets[index].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        inner.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
+        let inner = &self.inner;
+        // prometheus-client makes the buckets cumulative itself: hand it per-bucket counts.
+        let mut count = 0;
+        let mut buckets = Vec::with_capacity(inner.buckets.len());
+        for (i, bucket) in inner.buckets.iter().enumerate() {
+            let in_bucket = bucket.load(Ordering::Relaxed);
+            count += in_bucket;
+            buckets.push((LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), in_bucket));
+        }
+        // Read concurrently with observations: the count printed is the one the buckets add up to.
+        let sum = inner.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_cache_status() {
+        let metrics = Metrics::new();
+        metrics.record_request(Some(&HeaderValue::from_static("HIT")), Duration::from_micros(300));
+        metrics.record_request(Some(&HeaderValue::from_static("HIT")), Duration::from_millis(2));
+        metrics.record_request(Some(&HeaderValue::from_static("MISS")), Duration::from_millis(40));
+        metrics.record_request(None, Duration::from_millis(1));
+        assert_eq!(metrics.requests(CacheStatus::Hit), 2);
+        assert_eq!(metrics.requests(CacheStatus::Miss), 1);
+        assert_eq!(metrics.requests(CacheStatus::Stale), 0);
+        let text = metrics.encode(Snapshot::default()).expect("encodes");
+        assert!(text.contains("isr_requests_total{cache=\"HIT\"} 2"), "{text}");
+        assert!(text.contains("isr_requests_total{cache=\"NONE\"} 1"), "{text}");
+        assert!(text.contains("isr_response_latency_seconds_count 4"), "{text}");
+        assert!(
+            text.contains("isr_response_latency_seconds_bucket{le=\"0.0005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("isr_response_latency_seconds_bucket{le=\"+Inf\"} 4"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_cache_status_has_a_counter() {
+        for status in [
+            CacheStatus::Hit,
+            CacheStatus::Stale,
+            CacheStatus::Miss,
+            CacheStatus::Bypass,
+            CacheStatus::Fallback,
+            CacheStatus::Revalidated,
+        ] {
+            assert!(REQUEST_LABELS.contains(&status.as_str()), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn origin_reachability_follows_the_last_fetch() {
+        let metrics = Metrics::new();
+        assert_eq!(metrics.origin_reachable(), None);
+        metrics.record_origin_fetch(OriginOutcome::ServerError, Duration::from_millis(5));
+        assert_eq!(metrics.origin_reachable(), Some(true), "a 5xx is an answer");
+        metrics.record_origin_fetch(OriginOutcome::Connect, Duration::from_millis(5));
+        assert_eq!(metrics.origin_reachable(), Some(false));
+        let text = metrics.encode(Snapshot::default()).expect("encodes");
+        assert!(
+            text.contains("isr_origin_fetches_total{outcome=\"connect_error\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! The request flow, top to bottom: match the route, look up the page, answer HIT / STALE / MISS / BYPASS.
+//!
+//! ```text
+//! request ─ normalise path ─ route? ─ no / cache=false / not GET-HEAD / Authorization ──► pass through (BYPASS)
+//!                                └─ key ─ cache ─ fresh ──────────────► HIT
+//!                                              ├─ stale ──────────────► STALE + one background regeneration
+//!                                              ├─ expired ─┐
+//!                                              └─ missing ─┴─ single-flight fetch ─► MISS (stored) | BYPASS
+//!                                                                        failed ─► last good page (STALE) | 502/504
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::AUTHORIZATION;
+use http::header::HeaderName;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::cache::store::disk::{DiskOptions, DiskStore};
+use crate::cache::{Cache, CacheKey, Entry, Freshness};
+use crate::cacheability::{OriginCacheControl, Revalidate, StorePolicy};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::origin::OriginClient;
+use crate::prerender::Prerenderer;
+use crate::regen::{Fetch, RegenOutcome, Regenerator};
+use crate::response::{
+    Body, CacheStatus, ProxyError, RequestFacts, entry_response, forwarded_response, oversized_response,
+    passed_response, plain,
+};
+use crate::revalidate::{PRERENDER_REVALIDATE_HEADER, Revalidator};
+use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_path};
+
+/// The proxy: everything a request needs, shared by all connections.
+pub struct Proxy {
+    routes: RouteTable,
+    prerenderer: Arc<Prerenderer>,
+    not_found_page: Option<CacheKey>,
+    crawlers: Vec<String>,
+    revalidator: Revalidator,
+    cache: Cache,
+    regen: Regenerator,
+    origin: OriginClient,
+    clock: Clock,
+    tags_header: HeaderName,
+    metrics: Arc<Metrics>,
+}
+
+impl Proxy {
+    /// Builds the proxy for `config`, reading time from `clock`.
+    pub fn new(config: &Config, clock: Clock) -> Arc<Self> {
+        let cache = with_disk_tier(Cache::new(config.cache.max_size), config);
+        let metrics = Arc::new(Metrics::new());
+        let origin = OriginClient::new(&config.origin, config.cache.max_entry_size, metrics.clone());
+        let regen = Regenerator::new(
+            origin.clone(),
+            cache.clone(),
+            clock.clone(),
+            config.revalidate.tags_header.clone(),
+            config.cache.retry_after,
+            config.cache.compress,
+        );
+        let token = config.revalidate.token.clone();
+        if token.is_none() {
+            tracing::warn!(
+                env = %config.revalidate.token_env,
+                "revalidation token not set: on-demand revalidation is disabled"
+            );
+        }
+        let revalidator = Revalidator::new(
+            config.revalidate.path.clone(),
+            token,
+            config.routes.clone(),
+            cache.clone(),
+            regen.clone(),
+            clock.clone(),
+        );
+        let prerenderer = Prerenderer::new(
+            config.prerender.clone(),
+            config.routes.clone(),
+            regen.clone(),
+            origin.clone(),
+        );
+        Arc::new(Self {
+            routes: config.routes.clone(),
+            prerenderer: Arc::new(prerenderer),
+            not_found_page: config
+                .origin
+                .not_found_page
+                .as_deref()
+                .map(|p| CacheKey::new(p, None, Vec::new())),
+            crawlers: config
+                .fallback
+                .crawlers
+                .iter()
+                .map(|c| c.to_ascii_lowercase())
+                .collect(),
+            revalidator,
+            cache,
+            regen,
+            origin,
+            clock,
+            tags_header: config.revalidate.tags_header.clone(),
+            metrics,
+        })
+    }
+
+    /// The page store (for metrics and tests).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// What this proxy has recorded (requests, origin fetches, revalidations).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Prerenders the listed paths: before returning when `prerender.wait` is set (so the server accepts only
+    /// afterwards), else in the background.
+    pub async fn start(&self) {
+        if !self.prerenderer.has_work() {
+            return;
+        }
+        let prerenderer = self.prerenderer.clone();
+        if prerenderer.waits() {
+            prerenderer.run().await;
+        } else {
+            tokio::spawn(prerenderer.run());
+        }
+    }
+
+    /// Finishes background work before exit: queued disk writes are flushed.
+    pub async fn stop(&self) {
+        self.cache.flush().await;
+    }
+
+    /// Answers one request. Never fails: errors become 4xx/5xx responses.
+    pub async fn handle(&self, mut request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+        if self.revalidator.is_endpoint(request.uri().path()) {
+            return self.revalidator.handle(request).await;
+        }
+        // The trigger carries the secret: it is acted on here and never forwarded.
+        let prerender = self.revalidator.is_prerender_trigger(request.headers());
+        request.headers_mut().remove(PRERENDER_REVALIDATE_HEADER);
+        let path = match normalize_path(request.uri().path()) {
+            Ok(path) => path.into_owned(),
+            Err(err) => return ProxyError::BadPath(err).into_response(),
+        };
+        let cacheable_request = matches!(*request.method(), Method::GET | Method::HEAD)
+            // RFC 9111 §3.5: a shared cache must not reuse a response to an authenticated request.
+            && !request.headers().contains_key(AUTHORIZATION);
+        let matched = cacheable_request
+            .then(|| {
+                let variant = CacheKey::variant_of(request.headers());
+                self.routes.cached_route(&path, request.uri().query(), variant)
+            })
+            .flatten();
+        match matched {
+            Some(MatchedRoute { rule, key }) => {
+                let facts = RequestFacts::from_headers(request.headers());
+                if prerender
+                    && let RegenOutcome::Stored(entry) = self.regen.regenerate(key.clone(), rule.store_policy()).await
+                {
+                    return entry_response(&entry, CacheStatus::Revalidated, Duration::ZERO, &facts);
+                }
+                let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
+                self.serve_cached(key, &rule, &facts, crawler).await
+            }
+            None => self.pass_through(request, client).await,
+        }
+    }
+
+    /// The store policy is built only when the origin is involved, never on a HIT.
+    async fn serve_cached(
+        &self,
+        key: CacheKey,
+        rule: &RouteRule,
+        facts: &RequestFacts,
+        crawler: bool,
+    ) -> Response<Body> {
+        let now = self.clock.now();
+        let Some(entry) = self.cache.get(&key).await else {
+            return match rule.fallback {
+                Fallback::NotFound if !self.regen.is_known(&key) => self.not_found(facts).await,
+                Fallback::Placeholder if !crawler => self.placeholder(key, rule, facts).await,
+                Fallback::Blocking | Fallback::NotFound | Fallback::Placeholder => {
+                    self.fetch_page(key, rule.store_policy(), None, facts).await
+                }
+            };
+        };
+        match entry.freshness(now) {
+            Freshness::Fresh => entry_response(&entry, CacheStatus::Hit, entry.age(now), facts),
+            Freshness::Stale => {
+                let started = self
+                    .regen
+                    .refresh_in_background(key.clone(), rule.store_policy(), entry.generated_at);
+                tracing::debug!(key = %key, regenerating = started, "stale");
+                entry_response(&entry, CacheStatus::Stale, entry.age(now), facts)
+            }
+            Freshness::Expired => self.fetch_page(key, rule.store_policy(), Some(entry), facts).await,
+        }
+    }
+
+    /// A page that must come from the origin now; `last_good` is served instead if the origin fails.
+    async fn fetch_page(
+        &self,
+        key: CacheKey,
+        policy: StorePolicy,
+        last_good: Option<Arc<Entry>>,
+        facts: &RequestFacts,
+    ) -> Response<Body> {
+        let seen = last_good.as_ref().map(|entry| entry.generated_at);
+        let fetched = self.regen.fetch(key, policy, seen).await;
+        let now = self.clock.now();
+        match (fetched, last_good) {
+            (Fetch::Stored(entry), _) => {
+                let status = if seen.is_some_and(|seen| seen >= entry.generated_at) {
+                    CacheStatus::Stale
+                } else {
+                    CacheStatus::Miss
+                };
+                entry_response(&entry, status, entry.age(now), facts)
+            }
+            (Fetch::Passed(page, _), Some(good)) if page.status.is_server_error() => {
+                entry_response(&good, CacheStatus::Stale, good.age(now), facts)
+            }
+            (Fetch::Failed(_) | Fetch::GaveUp, Some(good)) => {
+                tracing::warn!(
+                    age_s = good.age(now).as_secs(),
+                    "origin failed on an expired page; serving the last good page"
+                );
+                entry_response(&good, CacheStatus::Stale, good.age(now), facts)
+            }
+            (Fetch::Passed(page, reason), _) => passed_response(page, reason, &self.tags_header),
+            (Fetch::Oversized(oversized), _) => oversized_response(oversized, &self.tags_header),
+            (Fetch::Failed(err), None) => ProxyError::Origin(err).into_response(),
+            (Fetch::GaveUp, None) => ProxyError::GaveUp.into_response(),
+        }
+    }
+
+    /// `fallback = false` and a path nobody listed: 404 without asking the origin for it. The body is the
+    /// origin's `not_found_page`, fetched once and cached, or a short plain text.
+    async fn not_found(&self, facts: &RequestFacts) -> Response<Body> {
+        let page = match &self.not_found_page {
+            Some(key) => match self.cache.get(key).await {
+                Some(entry) => Some(entry),
+                None => match self.regen.fetch(key.clone(), self.not_found_policy(), None).await {
+                    Fetch::Stored(entry) => Some(entry),
+                    _ => None,
+                },
+            },
+            None => None,
+        };
+        let Some(page) = page else {
+            return plain(StatusCode::NOT_FOUND, "not found");
+        };
+        let mut response = entry_response(&page, CacheStatus::Hit, page.age(self.clock.now()), facts);
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        response
+    }
+
+    /// The not-found page is kept until regenerated on demand, whatever the origin says about it.
+    fn not_found_policy(&self) -> StorePolicy {
+        StorePolicy {
+            route: Arc::from("[origin].not_found_page"),
+            revalidate: Revalidate::OnDemand,
+            not_found_revalidate: None,
+            expire: Duration::ZERO,
+            origin_cache_control: OriginCacheControl::Ignore,
+        }
+    }
+
+    /// `fallback = true`: the placeholder now, the real page rendering in the background. If the placeholder
+    /// cannot be had, the request waits for the real page instead.
+    async fn placeholder(&self, key: CacheKey, rule: &RouteRule, facts: &RequestFacts) -> Response<Body> {
+        let policy = rule.store_policy();
+        let Some(placeholder_path) = &rule.fallback_page else {
+            return self.fetch_page(key, policy, None, facts).await;
+        };
+        self.regen.warm_in_background(key.clone(), policy.clone());
+        let placeholder_key = CacheKey::new(placeholder_path, None, Vec::new());
+        let placeholder = match self.cache.get(&placeholder_key).await {
+            Some(entry) => Some(entry),
+            None => match self.regen.fetch(placeholder_key, policy.clone(), None).await {
+                Fetch::Stored(entry) => Some(entry),
+                _ => None,
+            },
+        };
+        match placeholder {
+            Some(entry) => entry_response(&entry, CacheStatus::Fallback, Duration::ZERO, facts),
+            None => self.fetch_page(key, policy, None, facts).await,
+        }
+    }
+
+    fn is_crawler(&self, headers: &http::HeaderMap) -> bool {
+        let Some(agent) = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let agent = agent.to_ascii_lowercase();
+        self.crawlers.iter().any(|crawler| agent.contains(crawler.as_str()))
+    }
+
+    async fn pass_through(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+        match self.origin.forward(request, client).await {
+            Ok(response) => forwarded_response(response, &self.tags_header),
+            Err(err) => {
+                tracing::warn!(error = %err, "pass-through failed");
+                ProxyError::Origin(Arc::new(err)).into_response()
+            }
+        }
+    }
+}
+
+/// Adds the disk tier when `cache.dir` is set; an unusable directory is logged and the proxy runs memory-only.
+fn with_disk_tier(cache: Cache, config: &Config) -> Cache {
+    let Some(disk) = &config.cache.disk else {
+        return cache;
+    };
+    let options = DiskOptions {
+        dir: disk.dir.clone(),
+        namespace: disk.namespace.clone(),
+        max_bytes: disk.max_disk_size,
+        keep_namespaces: disk.keep_namespaces,
+    };
+    match DiskStore::open(options, cache.tag_indexer()) {
+        Ok(store) => cache.with_tier(Arc::new(store)),
+        Err(err) => {
+            tracing::error!(error = %err, "disk persistence disabled; serving from memory only");
+            cache
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Regeneration: single-flight origin fetches per key, background refresh of stale pages, and the
+//! keep-last-good / retry-after policy.
+//!
+//! moka's `get_with` is not ISR single-flight (it merges only misses and always stores the result), so this
+//! module owns it. One map of in-flight keys serves misses, stale refreshes and on-demand regenerations alike.
+//! Every flight runs in its own task, so a client that disconnects never cancels a fetch others wait on, and the
+//! origin timeout bounds every flight, so a hung origin can never pin a key.
+//!
+//! # Concurrent calls on the same key
+//! At most one flight per key runs at a time. Callers that find one in flight wait for its outcome
+//! ([`RegenOutcome`]); only a stored page is shared with them. An uncacheable response (a `Set-Cookie`, say)
+//! goes to the caller that started the flight only, and every other waiter fetches for itself.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use http::header::HeaderName;
+use tokio::sync::{oneshot, watch};
+
+use crate::cache::{Cache, CacheKey, Entry, Freshness};
+use crate::cacheability::{BypassReason, Revalidate, StorePolicy};
+use crate::clock::Clock;
+use crate::compression::{self, Compressed};
+use crate::origin::{Fetched, OriginClient, OriginError, OriginPage, Oversized};
+
+/// Failure records kept before old ones are pruned; bounds memory when many keys fail and are never retried.
+const MAX_FAILURE_RECORDS: usize = 10_000;
+
+/// What a flight produced, as every waiter sees it.
+#[derive(Debug, Clone)]
+pub enum RegenOutcome {
+    /// A page was stored (or a fresh one was already there).
+    Stored(Arc<Entry>),
+    /// The origin answered with something not to be shared; waiters fetch for themselves.
+    NotStored(BypassReason),
+    /// The fetch failed; the last good page (if any) is untouched.
+    Failed(Arc<OriginError>),
+    /// The flight ended without an outcome (its task panicked or the runtime is shutting down).
+    GaveUp,
+}
+
+/// What a request that needs a page right now gets back.
+#[derive(Debug)]
+pub enum Fetch {
+    /// A stored page, from this request's fetch or a shared one.
+    Stored(Arc<Entry>),
+    /// An uncacheable response, for this request only.
+    Passed(OriginPage, BypassReason),
+    /// A response too large to store, streaming.
+    Oversized(Oversized),
+    /// No page could be had.
+    Failed(Arc<OriginError>),
+    /// The shared flight vanished without an outcome.
+    GaveUp,
+}
+
+/// Runs and deduplicates origin fetches for cached routes. Cheap to clone.
+#[derive(Clone)]
+pub struct Regenerator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    origin: OriginClient,
+    cache: Cache,
+    clock: Clock,
+    tags_header: HeaderName,
+    retry_after: std::time::Duration,
+    /// Store gzip and brotli forms of compressible pages (`cache.compress`).
+    compress: bool,
+    in_flight: Mutex<HashMap<CacheKey, watch::Receiver<Option<RegenOutcome>>>>,
+    failures: Mutex<HashMap<CacheKey, SystemTime>>,
+    warned_routes: Mutex<HashSet<Arc<str>>>,
+    known: Mutex<HashSet<CacheKey>>,
+    /// Failed regenerations since start, for metrics.
+    failed: AtomicU64,
+}
+
+/// Whether a flight may skip the origin because a page newer than the caller's is already stored.
+#[derive(Clone, Copy)]
+enum Recheck {
+    /// Skip if a fresh page generated after this time (or any fresh page, for `None`) is cached.
+    NewerThan(Option<SystemTime>),
+    /// Always fetch (on-demand regeneration).
+    Never,
+}
+
+/// Removes a key from the in-flight map when its flight ends, however it ends (including a panic).
+struct InFlightGuard {
+    inner: Arc<Inner>,
+    key: CacheKey,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        in_flight.remove(&self.key);
+    }
+}
+
+impl Regenerator {
+    /// A regenerator storing into `cache`, fetching through `origin`.
+    pub fn new(
+        origin: OriginClient,
+        cache: Cache,
+        clock: Clock,
+        tags_header: HeaderName,
+        retry_after: std::time::Duration,
+        compress: bool,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                origin,
+                cache,
+                clock,
+                tags_header,
+                retry_after,
+                compress,
+                in_flight: Mutex::default(),
+                failures: Mutex::default(),
+                warned_routes: Mutex::default(),
+                known: Mutex::default(),
+                failed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Gets a page for a request that cannot be answered from the cache (a miss, or an expired page generated
+    /// at `seen`): joins the key's flight or starts one. Waiters whose flight turned out uncacheable fetch for
+    /// themselves, outside single-flight.
+    pub async fn fetch(&self, key: CacheKey, policy: StorePolicy, seen: Option<SystemTime>) -> Fetch {
+        let (leader_tx, leader_rx) = oneshot::channel();
+        let (shared, started) =
+            self.join_or_start(key.clone(), policy.clone(), Recheck::NewerThan(seen), Some(leader_tx));
+        if started {
+            return leader_rx.await.unwrap_or(Fetch::GaveUp);
+        }
+        match wait(shared).await {
+            RegenOutcome::Stored(entry) => Fetch::Stored(entry),
+            RegenOutcome::Failed(err) => Fetch::Failed(err),
+            RegenOutcome::GaveUp => Fetch::GaveUp,
+            RegenOutcome::NotStored(_) => self.fetch_alone(&key, &policy).await,
+        }
+    }
+
+    /// Starts a background regeneration of a stale page generated at `seen`, unless one is in flight or the key
+    /// failed less than `retry_after` ago. Returns whether a flight was started.
+    pub fn refresh_in_background(&self, key: CacheKey, policy: StorePolicy, seen: SystemTime) -> bool {
+        if self.in_backoff(&key) {
+            return false;
+        }
+        {
+            let in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            if in_flight.contains_key(&key) {
+                return false;
+            }
+        }
+        self.join_or_start(key, policy, Recheck::NewerThan(Some(seen)), None).1
+    }
+
+    /// Regenerates `key` now (on demand), joining a flight already running for it, and waits for the outcome.
+    /// A stored page makes the key known (see [`Regenerator::is_known`]).
+    pub async fn regenerate(&self, key: CacheKey, policy: StorePolicy) -> RegenOutcome {
+        self.run_to_outcome(key, policy, Recheck::Never).await
+    }
+
+    /// Fetches `key` unless a fresh page is already cached (prerendering: never refetch what a newer source,
+    /// such as disk or another instance, already has).
+    pub async fn warm(&self, key: CacheKey, policy: StorePolicy) -> RegenOutcome {
+        self.run_to_outcome(key, policy, Recheck::NewerThan(None)).await
+    }
+
+    /// Starts fetching a page nobody has yet (the real page behind a `fallback = true` placeholder).
+    pub fn warm_in_background(&self, key: CacheKey, policy: StorePolicy) {
+        let _joined = self.join_or_start(key, policy, Recheck::NewerThan(None), None);
+    }
+
+    /// Records that `key` exists on the site (listed for prerendering, or regenerated on demand), for
+    /// `fallback = false` routes, which serve only known paths.
+    pub fn mark_known(&self, key: CacheKey) {
+        self.inner
+            .known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key);
+    }
+
+    /// Whether [`Regenerator::mark_known`] was called for `key`.
+    pub fn is_known(&self, key: &CacheKey) -> bool {
+        self.inner
+            .known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key)
+    }
+
+    async fn run_to_outcome(&self, key: CacheKey, policy: StorePolicy, recheck: Recheck) -> RegenOutcome {
+        // The shared outcome is what counts here (a 5xx is a failure, not a page to pass on).
+        let (shared, _started) = self.join_or_start(key.clone(), policy, recheck, None);
+        let outcome = wait(shared).await;
+        if matches!(outcome, RegenOutcome::Stored(_)) {
+            self.mark_known(key);
+        }
+        outcome
+    }
+
+    /// Flights running now (metrics).
+    pub fn in_flight_count(&self) -> usize {
+        self.inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Regenerations that failed since start (origin error, timeout, 5xx) (metrics).
+    pub fn failure_count(&self) -> u64 {
+        self.inner.failed.load(Ordering::Relaxed)
+    }
+
+    /// Whether a flight for `key` is running.
+    pub fn is_in_flight(&self, key: &CacheKey) -> bool {
+        let in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        in_flight.contains_key(key)
+    }
+
+    /// Joins the key's flight or starts one; returns the shared outcome's receiver and whether this call
+    /// started the flight. `leader` receives the starter's own result (e.g. an uncacheable page only it may see).
+    fn join_or_start(
+        &self,
+        key: CacheKey,
+        policy: StorePolicy,
+        recheck: Recheck,
+        leader: Option<oneshot::Sender<Fetch>>,
+    ) -> (watch::Receiver<Option<RegenOutcome>>, bool) {
+        let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(rx) = in_flight.get(&key) {
+            return (rx.clone(), false);
+        }
+        let (tx, rx) = watch::channel(None);
+        in_flight.insert(key.clone(), rx.clone());
+        drop(in_flight);
+        let guard = InFlightGuard {
+            inner: self.inner.clone(),
+            key,
+        };
+        tokio::spawn(fly(guard, policy, recheck, tx, leader));
+        (rx, true)
+    }
+
+    /// A fetch outside single-flight, for a waiter whose shared flight was not cacheable (it may carry one
+    /// user's cookie, so it was not handed over).
+    async fn fetch_alone(&self, key: &CacheKey, policy: &StorePolicy) -> Fetch {
+        fetch_and_store(&self.inner, key, policy).await.1
+    }
+
+    fn in_backoff(&self, key: &CacheKey) -> bool {
+        let failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(failed_at) = failures.get(key) else {
+            return false;
+        };
+        let since = self.inner.clock.now().duration_since(*failed_at).unwrap_or_default();
+        since < self.inner.retry_after
+    }
+}
+
+async fn wait(mut rx: watch::Receiver<Option<RegenOutcome>>) -> RegenOutcome {
+    match rx.wait_for(Option::is_some).await {
+        Ok(outcome) => outcome.clone().unwrap_or(RegenOutcome::GaveUp),
+        Err(_) => RegenOutcome::GaveUp,
+    }
+}
+
+/// One flight: fetch, decide, store, tell everyone. The guard is dropped last, after the cache insert, so a
+/// request that no longer sees the flight finds the new page instead.
+async fn fly(
+    guard: InFlightGuard,
+    policy: StorePolicy,
+    recheck: Recheck,
+    tx: watch::Sender<Option<RegenOutcome>>,
+    leader: Option<oneshot::Sender<Fetch>>,
+) {
+    let inner = &guard.inner;
+    let key = &guard.key;
+    let (shared, own) = match already_newer(inner, key, recheck).await {
+        Some(entry) => (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry)),
+        None => fetch_and_store(inner, key, &policy).await,
+    };
+    tx.send_replace(Some(shared));
+    if let Some(leader) = leader {
+        let _ = leader.send(own);
+    }
+    drop(guard);
+}
+
+async fn already_newer(inner: &Inner, key: &CacheKey, recheck: Recheck) -> Option<Arc<Entry>> {
+    let Recheck::NewerThan(seen) = recheck else {
+        return None;
+    };
+    let current = inner.cache.get(key).await?;
+    let newer = seen.is_none_or(|seen| current.generated_at > seen);
+    (newer && current.freshness(inner.clock.now()) == Freshness::Fresh).then_some(current)
+}
+
+async fn fetch_and_store(inner: &Inner, key: &CacheKey, policy: &StorePolicy) -> (RegenOutcome, Fetch) {
+    // A page's age counts from when it was requested (RFC 9111 §4.2.3), which also orders racing writers.
+    let requested_at = inner.clock.now();
+    match inner.origin.fetch(key).await {
+        Ok(Fetched::Complete(page)) if page.status.is_server_error() => {
+            record_failure(inner, key);
+            tracing::warn!(key = %key, status = page.status.as_u16(), "origin answered an error; keeping the last good page");
+            let err = Arc::new(OriginError::Status(page.status));
+            let reason = BypassReason::Status(page.status);
+            (RegenOutcome::Failed(err), Fetch::Passed(page, reason))
+        }
+        Ok(Fetched::Complete(page)) => {
+            clear_failure(inner, key);
+            match policy.decide(page.status, &page.headers) {
+                Ok(lifetime) => {
+                    let entry = Entry::from_origin(
+                        page.status,
+                        page.headers,
+                        page.body,
+                        requested_at,
+                        lifetime,
+                        &inner.tags_header,
+                    );
+                    let entry = Arc::new(precompress(entry, inner.compress).await);
+                    let entry = if inner.cache.insert(key.clone(), entry.clone()).await {
+                        tracing::debug!(key = %key, bytes = entry.body.len(), "stored");
+                        entry
+                    } else {
+                        tracing::debug!(key = %key, "a newer page was stored meanwhile; keeping it");
+                        inner.cache.get(key).await.unwrap_or(entry)
+                    };
+                    (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry))
+                }
+                Err(reason) => {
+                    warn_bypass_once(inner, policy, reason);
+                    tracing::debug!(key = %key, reason = %reason, "origin response not cacheable");
+                    (RegenOutcome::NotStored(reason), Fetch::Passed(page, reason))
+                }
+            }
+        }
+        Ok(Fetched::Oversized(oversized)) => {
+            clear_failure(inner, key);
+            tracing::debug!(key = %key, "origin response larger than max_entry_size; streamed, not stored");
+            (
+                RegenOutcome::NotStored(BypassReason::TooLarge),
+                Fetch::Oversized(oversized),
+            )
+        }
+        Err(err) => {
+            record_failure(inner, key);
+            tracing::warn!(key = %key, error = %err, "regeneration failed; keeping the last good page");
+            let err = Arc::new(err);
+            (RegenOutcome::Failed(err.clone()), Fetch::Failed(err))
+        }
+    }
+}
+
+/// Adds gzip and brotli forms to a compressible entry, once per generation, so that no request ever compresses.
+/// The encoders run on the blocking pool: tens of milliseconds of CPU for a large page would stall a runtime
+/// worker and every connection on it. Small bodies skip the thread hop (only `Vary` is added).
+async fn precompress(entry: Entry, enabled: bool) -> Entry {
+    if !enabled || !entry.is_compressible() {
+        return entry;
+    }
+    if !compression::is_worth_compressing(entry.body.len()) {
+        return entry.with_encodings(Compressed::default());
+    }
+    let body = entry.body.clone();
+    match tokio::task::spawn_blocking(move || compression::compress(&body)).await {
+        Ok(compressed) => entry.with_encodings(compressed),
+        Err(err) => {
+            tracing::error!(error = %err, "compression task failed; storing the page uncompressed");
+            entry
+        }
+    }
+}
+
+/// A route configured with `revalidate` whose pages the origin keeps marking uncacheable never caches anything;
+/// say so once per route, with the option that changes it, instead of leaving the operator with BYPASS forever.
+fn warn_bypass_once(inner: &Inner, policy: &StorePolicy, reason: BypassReason) {
+    let from_origin_headers = matches!(
+        reason,
+        BypassReason::Private | BypassReason::NoStore | BypassReason::NoCache | BypassReason::MaxAgeZero
+    );
+    if !from_origin_headers || policy.revalidate == Revalidate::Origin {
+        return;
+    }
+    let mut warned = inner.warned_routes.lock().unwrap_or_else(PoisonError::into_inner);
+    if warned.insert(policy.route.clone()) {
+        tracing::warn!(
+            route = %policy.route,
+            reason = %reason,
+            "origin Cache-Control keeps this route's pages out of the cache; set `origin_cache_control = \"ignore\"` on the route to let its revalidate rule win"
+        );
+    }
+}
+
+fn record_failure(inner: &Inner, key: &CacheKey) {
+    inner.failed.fetch_add(1, Ordering::Relaxed);
+    let now = inner.clock.now();
+    let mut failures = inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    if failures.len() >= MAX_FAILURE_RECORDS {
+        let retry_after = inner.retry_after;
+        failures.retain(|_, at| now.duration_since(*at).unwrap_or_default() < retry_after);
+    }
+    failures.insert(key.clone(), now);
+}
+
+fn clear_failure(inner: &Inner, key: &CacheKey) {
+    let mut failures = inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    failures.remove(key);
+}

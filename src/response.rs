@@ -1,0 +1,341 @@
+//! Building client responses: from a cached [`Entry`], from an uncached origin response, and from an error.
+//!
+//! Owns every header isr-proxy adds (`x-isr-cache`, RFC 9211 `Cache-Status`, `Age`), conditional requests
+//! (`If-None-Match` → 304), the choice of a stored content coding (`Accept-Encoding` → `Content-Encoding`, one
+//! ETag per coding), and the one mapping from errors to status codes.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::cache::Entry;
+use crate::cache::entry::NEXT_TAGS_HEADER;
+use crate::cacheability::{BypassReason, ISR_REVALIDATE_HEADER};
+use crate::compression::AcceptEncoding;
+use crate::origin::{OriginError, OriginPage, Oversized, strip_hop_by_hop};
+use crate::route::PathError;
+
+/// `x-isr-cache`: how this response was produced.
+pub const X_ISR_CACHE: HeaderName = HeaderName::from_static("x-isr-cache");
+/// RFC 9211 `Cache-Status`.
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// How a response was produced; feeds `x-isr-cache`, `Cache-Status` and tracing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Fresh page from the cache.
+    Hit,
+    /// Stale page from the cache, regeneration running in the background (or the origin failed).
+    Stale,
+    /// Fetched from the origin now and stored.
+    Miss,
+    /// Not stored: uncached route, method, or uncacheable response.
+    Bypass,
+    /// Regenerated synchronously for this request (`x-prerender-revalidate`).
+    Revalidated,
+    /// The route's placeholder page, while the real page renders (`fallback = true`).
+    Fallback,
+}
+
+impl CacheStatus {
+    /// The `x-isr-cache` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Stale => "STALE",
+            Self::Miss => "MISS",
+            Self::Bypass => "BYPASS",
+            Self::Revalidated => "REVALIDATED",
+            Self::Fallback => "FALLBACK",
+        }
+    }
+
+    fn header(self) -> HeaderValue {
+        HeaderValue::from_static(self.as_str())
+    }
+
+    fn cache_status(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::Hit => "isr-proxy; hit",
+            Self::Stale => "isr-proxy; hit; fwd=stale",
+            Self::Miss => "isr-proxy; fwd=miss; stored",
+            Self::Bypass => "isr-proxy; fwd=bypass",
+            Self::Revalidated => "isr-proxy; fwd=request; stored",
+            Self::Fallback => "isr-proxy; fwd=miss; detail=fallback",
+        })
+    }
+}
+
+/// What the response depends on from the request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    /// `If-None-Match`, if sent.
+    pub if_none_match: Option<HeaderValue>,
+    /// `Accept-Encoding`, parsed: which stored form of a page to send.
+    pub accept_encoding: AcceptEncoding,
+}
+
+impl RequestFacts {
+    /// Reads the facts from request headers.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        Self {
+            if_none_match: headers.get(header::IF_NONE_MATCH).cloned(),
+            accept_encoding: AcceptEncoding::from_headers(headers),
+        }
+    }
+}
+
+/// A response from a cached entry, in the stored form the request accepts best (precompressed: no encoding
+/// work here). `If-None-Match` is compared with that form's ETag. HEAD needs nothing special: hyper sends the
+/// headers (with `Content-Length` from the body) and drops the body.
+pub fn entry_response(entry: &Entry, status: CacheStatus, age: Duration, request: &RequestFacts) -> Response<Body> {
+    let Some(chosen) = entry.representation(&request.accept_encoding) else {
+        return not_acceptable(entry, status);
+    };
+    let not_modified = request
+        .if_none_match
+        .as_ref()
+        .is_some_and(|inm| etag_matches(inm, chosen.etag));
+    let (code, body) = if not_modified {
+        (StatusCode::NOT_MODIFIED, Body::empty())
+    } else {
+        (entry.status, Body::full(chosen.body.clone()))
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = code;
+    let headers = response.headers_mut();
+    headers.reserve(entry.headers.len() + 5);
+    for (name, value) in &entry.headers {
+        headers.append(name, value.clone());
+    }
+    if let Some(coding) = chosen.content_encoding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.as_str()));
+        headers.insert(header::ETAG, chosen.etag.clone());
+    }
+    headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+    headers.insert(X_ISR_CACHE, status.header());
+    headers.insert(CACHE_STATUS, status.cache_status());
+    if status == CacheStatus::Fallback {
+        // A placeholder must never be kept by a browser or CDN in place of the real page.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        headers.remove(header::ETAG);
+    }
+    response
+}
+
+/// `406 Not Acceptable`: the page is stored only as the origin encoded it, and the request refuses that coding
+/// (see [`crate::cache::entry::BodyCoding`]). Carries the entry's `Vary`, so a downstream cache keeps it apart.
+fn not_acceptable(entry: &Entry, status: CacheStatus) -> Response<Body> {
+    let mut response = plain(
+        StatusCode::NOT_ACCEPTABLE,
+        "not acceptable: the origin sent this page in a content coding your accept-encoding refuses",
+    );
+    let headers = response.headers_mut();
+    if let Some(vary) = entry.headers.get(header::VARY) {
+        headers.insert(header::VARY, vary.clone());
+    }
+    headers.insert(X_ISR_CACHE, status.header());
+    headers.insert(CACHE_STATUS, status.cache_status());
+    response
+}
+
+/// A buffered origin response that was not stored, for the one client that asked for it.
+pub fn passed_response(page: OriginPage, reason: BypassReason, tags_header: &HeaderName) -> Response<Body> {
+    let mut response = Response::new(Body::full(page.body));
+    *response.status_mut() = page.status;
+    *response.headers_mut() = page.headers;
+    finish_uncached(response.headers_mut(), tags_header, Some(reason));
+    response
+}
+
+/// An oversized origin response, streamed on after the part already read.
+pub fn oversized_response(oversized: Oversized, tags_header: &HeaderName) -> Response<Body> {
+    let Oversized {
+        mut parts,
+        received,
+        rest,
+    } = oversized;
+    finish_uncached(&mut parts.headers, tags_header, Some(BypassReason::TooLarge));
+    Response::from_parts(parts, Body::stream(received, rest))
+}
+
+/// A pass-through response (uncached route or method), streamed.
+pub fn forwarded_response(response: Response<Incoming>, tags_header: &HeaderName) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    finish_uncached(&mut parts.headers, tags_header, None);
+    Response::from_parts(parts, Body::stream(Vec::new(), body))
+}
+
+fn finish_uncached(headers: &mut HeaderMap, tags_header: &HeaderName, reason: Option<BypassReason>) {
+    strip_hop_by_hop(headers);
+    headers.remove(tags_header);
+    headers.remove(NEXT_TAGS_HEADER);
+    headers.remove(ISR_REVALIDATE_HEADER);
+    headers.insert(X_ISR_CACHE, CacheStatus::Bypass.header());
+    let cache_status = match reason {
+        Some(reason) => format!("isr-proxy; fwd=miss; detail={}", reason.as_str()),
+        None => "isr-proxy; fwd=bypass".to_owned(),
+    };
+    if let Ok(value) = HeaderValue::try_from(cache_status) {
+        headers.insert(CACHE_STATUS, value);
+    }
+}
+
+/// RFC 9110 §13.1.2: weak comparison, a list of tags, or `*`.
+fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
+    let Ok(list) = if_none_match.to_str() else {
+        return false;
+    };
+    let ours = etag.as_bytes();
+    list.split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate).as_bytes() == ours)
+}
+
+/// Every way a request can fail, classified by fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The origin failed (502, or 504 on timeout).
+    #[error(transparent)]
+    Origin(Arc<OriginError>),
+    /// A shared fetch vanished without an outcome (our bug or shutdown).
+    #[error("regeneration ended without a result")]
+    GaveUp,
+    /// The request path cannot be cached or forwarded safely.
+    #[error(transparent)]
+    BadPath(PathError),
+}
+
+impl ProxyError {
+    /// The one place errors become status codes.
+    pub fn into_response(self) -> Response<Body> {
+        let status = match &self {
+            Self::Origin(err) if err.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            Self::Origin(_) => StatusCode::BAD_GATEWAY,
+            Self::GaveUp => {
+                tracing::error!("single-flight ended without an outcome");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::BadPath(_) => StatusCode::BAD_REQUEST,
+        };
+        plain(status, &self.to_string())
+    }
+}
+
+/// A short `text/plain` response.
+pub fn plain(status: StatusCode, reason: &str) -> Response<Body> {
+    let mut response = Response::new(Body::full(Bytes::from(format!("{reason}\n"))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The response body: a whole buffer (cache hits, zero-copy) or an origin stream (pass-through, oversized).
+#[derive(Debug)]
+pub struct Body {
+    kind: BodyKind,
+}
+
+#[derive(Debug)]
+enum BodyKind {
+    Full(Option<Bytes>),
+    Stream { received: VecDeque<Bytes>, rest: Incoming },
+}
+
+impl Body {
+    /// A body of one buffer.
+    pub fn full(bytes: Bytes) -> Self {
+        Self {
+            kind: BodyKind::Full(Some(bytes).filter(|b| !b.is_empty())),
+        }
+    }
+
+    /// No body.
+    pub fn empty() -> Self {
+        Self {
+            kind: BodyKind::Full(None),
+        }
+    }
+
+    /// Chunks already read, then the rest of an origin body.
+    pub fn stream(received: Vec<Bytes>, rest: Incoming) -> Self {
+        Self {
+            kind: BodyKind::Stream {
+                received: received.into(),
+                rest,
+            },
+        }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match &mut self.kind {
+            BodyKind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            BodyKind::Stream { received, rest } => match received.pop_front() {
+                Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            BodyKind::Full(bytes) => bytes.is_none(),
+            BodyKind::Stream { received, rest } => received.is_empty() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            BodyKind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            BodyKind::Stream { received, rest } => {
+                let already: u64 = received.iter().map(|b| b.len() as u64).sum();
+                let rest = rest.size_hint();
+                let mut hint = SizeHint::new();
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + already);
+                }
+                hint.set_lower(rest.lower() + already);
+                hint
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_comparison() {
+        let ours = HeaderValue::from_static("\"abc\"");
+        for (inm, want) in [
+            ("\"abc\"", true),
+            ("W/\"abc\"", true),
+            ("\"x\", \"abc\"", true),
+            ("*", true),
+            ("\"abd\"", false),
+            ("abc", false),
+        ] {
+            assert_eq!(etag_matches(&HeaderValue::from_static(inm), &ours), want, "{inm}");
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! On-demand revalidation: the authenticated `POST` endpoint (by path, by tag, purge) and the per-request
+//! `x-prerender-revalidate` trigger.
+//!
+//! This is how a CMS webhook says "this content changed". Paths are keyed exactly as requests are
+//! ([`RouteTable::cached_route`]) and regenerated through the same single-flight as requests ([`Regenerator`]),
+//! so a revalidation racing a burst of stale requests still costs one origin fetch. Tags are found through the
+//! cache's tag index, in time proportional to the tagged pages. The endpoint is off unless a token is set.
+
+use std::collections::BTreeMap;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::config::Token;
+use crate::regen::{RegenOutcome, Regenerator};
+use crate::response::Body;
+use crate::route::{RouteTable, normalize_path};
+
+/// Largest request body the endpoint reads; a webhook payload is a list of paths and tags, never more.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most paths plus tags in one call, so one request cannot queue unbounded origin work.
+pub const MAX_ITEMS: usize = 1000;
+/// The per-request trigger used by SvelteKit and Nuxt on Vercel.
+pub const PRERENDER_REVALIDATE_HEADER: HeaderName = HeaderName::from_static("x-prerender-revalidate");
+
+/// Why the endpoint refused a call. Each maps to one status in [`RevalidateError::status`].
+#[derive(Debug, thiserror::Error)]
+pub enum RevalidateError {
+    /// No token configured: the endpoint does not exist.
+    #[error("not found")]
+    Disabled,
+    /// Only POST is accepted.
+    #[error("method not allowed; use POST")]
+    Method,
+    /// Missing or wrong token.
+    #[error("invalid token")]
+    Unauthorized,
+    /// Body over [`MAX_BODY_BYTES`].
+    #[error("body larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    /// The request is malformed; the text says how.
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl RevalidateError {
+    /// The status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Disabled => StatusCode::NOT_FOUND,
+            Self::Method => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let mut response = json_response(self.status(), &serde_json::json!({ "error": self.to_string() }));
+        if matches!(self, Self::Method) {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+}
+
+/// A revalidation request, from the JSON body and/or the query string.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Order {
+    #[serde(default)]
+    paths: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    purge: bool,
+}
+
+/// What happened to one path.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum PathResult {
+    Done(&'static str),
+    Error { error: String },
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    revalidated: bool,
+    now: u128,
+    paths: BTreeMap<String, PathResult>,
+    tags: BTreeMap<String, usize>,
+}
+
+/// The endpoint and the trigger, with what they act on.
+pub struct Revalidator {
+    path: String,
+    token: Option<Token>,
+    routes: RouteTable,
+    cache: Cache,
+    regen: Regenerator,
+    clock: Clock,
+}
+
+impl Revalidator {
+    /// An endpoint served at `path`; disabled when `token` is `None`.
+    pub fn new(
+        path: String,
+        token: Option<Token>,
+        routes: RouteTable,
+        cache: Cache,
+        regen: Regenerator,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            path,
+            token,
+            routes,
+            cache,
+            regen,
+            clock,
+        }
+    }
+
+    /// Whether `path` is the endpoint's path (requests to it never reach the origin).
+    pub fn is_endpoint(&self, path: &str) -> bool {
+        path == self.path
+    }
+
+    /// Whether a request carries `x-prerender-revalidate` with the right token. A wrong token is ignored.
+    pub fn is_prerender_trigger(&self, headers: &HeaderMap) -> bool {
+        match (&self.token, headers.get(&PRERENDER_REVALIDATE_HEADER)) {
+            (Some(token), Some(given)) => token.matches(given.as_bytes()),
+            _ => false,
+        }
+    }
+
+    /// Serves one call to the endpoint.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        match self.try_handle(request).await {
+            Ok(response) => response,
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn try_handle(&self, request: Request<Incoming>) -> Result<Response<Body>, RevalidateError> {
+        let Some(token) = &self.token else {
+            return Err(RevalidateError::Disabled);
+        };
+        if request.method() != Method::POST {
+            return Err(RevalidateError::Method);
+        }
+        let mut order = Order::default();
+        let mut secret = bearer(request.headers()).map(<[u8]>::to_vec);
+        for (name, value) in form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
+            match &*name {
+                "secret" => secret = Some(value.as_bytes().to_vec()),
+                "path" => order.paths.push(value.into_owned()),
+                "tag" => order.tags.push(value.into_owned()),
+                "purge" => order.purge = matches!(&*value, "1" | "true"),
+                _ => {}
+            }
+        }
+        if !secret.is_some_and(|s| token.matches(&s)) {
+            return Err(RevalidateError::Unauthorized);
+        }
+        let body = read_body(request.into_body()).await?;
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            let from_body: Order = serde_json::from_slice(&body)
+                .map_err(|err| RevalidateError::BadRequest(format!("malformed JSON body: {err}")))?;
+            order.paths.extend(from_body.paths);
+            order.tags.extend(from_body.tags);
+            order.purge |= from_body.purge;
+        }
+        validate(&order)?;
+        Ok(self.execute(order).await)
+    }
+
+    async fn execute(&self, order: Order) -> Response<Body> {
+        let mut tasks = JoinSet::new();
+        let mut paths = BTreeMap::new();
+        for path in order.paths {
+            let (raw_path, query) = path
+                .split_once('?')
+                .map_or((path.as_str(), None), |(p, q)| (p, Some(q)));
+            let matched = normalize_path(raw_path)
+                .ok()
+                .and_then(|normal| self.routes.cached_route(&normal, query, Vec::new()));
+            let Some(matched) = matched else {
+                paths.insert(path, PathResult::Done("skipped"));
+                continue;
+            };
+            let (regen, cache, purge) = (self.regen.clone(), self.cache.clone(), order.purge);
+            tasks.spawn(async move {
+                let result = if purge {
+                    PathResult::Done(if cache.remove(&matched.key).await {
+                        "purged"
+                    } else {
+                        "not cached"
+                    })
+                } else {
+                    match regen.regenerate(matched.key.clone(), matched.rule.store_policy()).await {
+                        RegenOutcome::Stored(_) => PathResult::Done("regenerated"),
+                        RegenOutcome::NotStored(reason) => {
+                            // The origin's new answer may not be shared; the old page must not outlive it.
+                            cache.remove(&matched.key).await;
+                            PathResult::Error {
+                                error: format!("origin response not cacheable ({reason}); page removed"),
+                            }
+                        }
+                        RegenOutcome::Failed(err) => PathResult::Error {
+                            error: format!("{err}; last good page kept"),
+                        },
+                        RegenOutcome::GaveUp => PathResult::Error {
+                            error: "regeneration ended without a result; last good page kept".to_owned(),
+                        },
+                    }
+                };
+                (path, result)
+            });
+        }
+        let mut tags = BTreeMap::new();
+        for tag in order.tags {
+            let tagged = self.cache.keys_with_tag(&tag).await;
+            for (key, entry) in &tagged {
+                if order.purge {
+                    self.cache.remove(key).await;
+                } else {
+                    self.cache.mark_stale(key, entry);
+                }
+            }
+            tracing::info!(tag = %tag, pages = tagged.len(), purge = order.purge, "revalidated tag");
+            tags.insert(tag, tagged.len());
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((path, result)) => {
+                    tracing::info!(path = %path, result = ?result, "revalidated path");
+                    paths.insert(path, result);
+                }
+                Err(err) => tracing::error!(error = %err, "revalidation task failed"),
+            }
+        }
+        let failed = paths.values().any(|r| matches!(r, PathResult::Error { .. }));
+        let now = self
+            .clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let report = Report {
+            revalidated: !failed,
+            now,
+            paths,
+            tags,
+        };
+        let status = if failed {
+            StatusCode::BAD_GATEWAY
+        } else {
+            StatusCode::OK
+        };
+        json_response(status, &report)
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let scheme = value.get(..7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then(|| value[7..].trim_ascii())
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, RevalidateError> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(RevalidateError::TooLarge),
+        Err(err) => Err(RevalidateError::BadRequest(format!("cannot read body: {err}"))),
+    }
+}
+
+fn validate(order: &Order) -> Result<(), RevalidateError> {
+    let bad = |reason: String| Err(RevalidateError::BadRequest(reason));
+    if order.paths.is_empty() && order.tags.is_empty() {
+        return bad("give at least one path or tag".to_owned());
+    }
+    if order.paths.len() + order.tags.len() > MAX_ITEMS {
+        return bad(format!("at most {MAX_ITEMS} paths and tags per call"));
+    }
+    if let Some(path) = order.paths.iter().find(|p| !p.starts_with('/')) {
+        return bad(format!("path {path:?} must start with '/'"));
+    }
+    if order.tags.iter().any(|t| t.trim().is_empty()) {
+        return bad("tags must not be empty".to_owned());
+    }
+    Ok(())
+}
+
+fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Body::full(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_header_is_parsed_case_insensitively() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  abc "));
+        assert_eq!(bearer(&headers), Some(&b"abc"[..]));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn orders_are_validated() {
+        let order = |paths: &[&str], tags: &[&str]| Order {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            purge: false,
+        };
+        assert!(validate(&order(&["/a"], &[])).is_ok());
+        assert!(validate(&order(&[], &["t"])).is_ok());
+        assert!(validate(&order(&[], &[])).is_err());
+        assert!(validate(&order(&["a"], &[])).is_err());
+        assert!(validate(&order(&[], &[" "])).is_err());
+        let many: Vec<String> = (0..=MAX_ITEMS).map(|i| format!("/p/{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(validate(&order(&many, &[])).is_err());
+    }
+}

@@ -1,0 +1,447 @@
+//! Route rules: which request paths are cached, for how long, and with which part of the query.
+//!
+//! Owns pattern syntax (`/blog/:slug`, `/api/*rest`), precedence (static segment > `:param` > `*rest`, regardless
+//! of file order — delegated to `path-tree`), path normalisation and the query policy. Pure: no I/O, no clock.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+
+use crate::cache::CacheKey;
+pub use crate::cacheability::{OriginCacheControl, Revalidate, StorePolicy};
+
+/// Which query parameters are part of the cache key (and therefore of the origin request).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueryPolicy {
+    /// Drop the query entirely: `/blog/a?utm=x` is `/blog/a`.
+    Ignore,
+    /// Keep every parameter, sorted by name so that order does not split the cache.
+    Keep,
+    /// Keep only these parameters, sorted by name.
+    Allow(Vec<String>),
+}
+
+/// What a route does with a path it has no page for yet (Next.js's `fallback`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// `"blocking"`: render it on its first request (coalesced), then cache it.
+    #[default]
+    Blocking,
+    /// `false`: only known paths (prerendered or regenerated on demand) exist; others are 404 without asking
+    /// the origin.
+    NotFound,
+    /// `true`: answer with the route's placeholder page at once and render the real page in the background.
+    Placeholder,
+}
+
+/// One `[[route]]` from the config, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteRule {
+    /// The pattern as written in the config, e.g. `/blog/:slug`.
+    pub pattern: String,
+    /// `false` for `cache = false`: matching requests are streamed through and never stored.
+    pub cache: bool,
+    /// Freshness of pages under this route.
+    pub revalidate: Revalidate,
+    /// How long past `revalidate` a page may still be served stale (Next.js's `expireTime`).
+    pub expire: Duration,
+    /// Query parameters kept in the key.
+    pub query: QueryPolicy,
+    /// Freshness of 404/410 pages, when it differs from `revalidate`.
+    pub not_found_revalidate: Option<Revalidate>,
+    /// Whether the origin's `Cache-Control` can keep pages out of the cache.
+    pub origin_cache_control: OriginCacheControl,
+    /// What to do with a path that has no page yet.
+    pub fallback: Fallback,
+    /// Origin path rendered as the placeholder for `fallback = true`.
+    pub fallback_page: Option<String>,
+    /// Paths fetched at startup.
+    pub prerender: Vec<String>,
+}
+
+impl RouteRule {
+    /// The storing rules every fetch under this route follows.
+    pub fn store_policy(&self) -> StorePolicy {
+        StorePolicy {
+            route: Arc::from(self.pattern.as_str()),
+            revalidate: self.revalidate,
+            not_found_revalidate: self.not_found_revalidate,
+            expire: self.expire,
+            origin_cache_control: self.origin_cache_control,
+        }
+    }
+}
+
+/// A request path that falls under a cached route: the rule and the page's key.
+#[derive(Debug, Clone)]
+pub struct MatchedRoute {
+    /// The most specific matching rule.
+    pub rule: Arc<RouteRule>,
+    /// The page's cache key (normalised path, kept query, variant headers).
+    pub key: CacheKey,
+}
+
+/// Query parameter Next.js uses to bust caches on client-side navigation; always kept so the origin never
+/// answers an RSC request with a 307 to re-add it.
+pub const RSC_QUERY_PARAM: &str = "_rsc";
+
+/// A route pattern that the table cannot accept.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// Patterns are absolute request paths.
+    #[error("route path {pattern:?} must start with '/'")]
+    NotAbsolute {
+        /// The offending pattern.
+        pattern: String,
+    },
+    /// `:` or `*` without a name, or `*rest` before the last segment.
+    #[error("route path {pattern:?}: {reason}")]
+    Syntax {
+        /// The offending pattern.
+        pattern: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two patterns match exactly the same paths (e.g. `/blog/:slug` and `/blog/:id`).
+    #[error("route path {pattern:?} duplicates the earlier route {earlier:?}")]
+    Duplicate {
+        /// The later of the two patterns.
+        pattern: String,
+        /// The earlier pattern matching the same paths.
+        earlier: String,
+    },
+}
+
+/// The route rules, indexed for matching.
+#[derive(Clone)]
+pub struct RouteTable {
+    router: Arc<path_tree::PathTree<usize>>,
+    rules: Vec<Arc<RouteRule>>,
+}
+
+impl RouteTable {
+    /// Builds the table; fails on bad syntax or duplicate patterns.
+    /// The error carries the index of the offending rule so the config can point at its line.
+    pub fn new(rules: Vec<RouteRule>) -> Result<Self, (usize, RouteError)> {
+        let mut router = path_tree::PathTree::new();
+        let mut shapes = std::collections::HashMap::new();
+        for (index, rule) in rules.iter().enumerate() {
+            let (translated, shape) = translate(&rule.pattern).map_err(|err| (index, err))?;
+            if let Some(earlier) = shapes.insert(shape, index) {
+                return Err((
+                    index,
+                    RouteError::Duplicate {
+                        pattern: rule.pattern.clone(),
+                        earlier: rules[earlier].pattern.clone(),
+                    },
+                ));
+            }
+            let _route_id = router.insert(&translated, index);
+        }
+        Ok(Self {
+            router: Arc::new(router),
+            rules: rules.into_iter().map(Arc::new).collect(),
+        })
+    }
+
+    /// The most specific rule matching an already normalised path, if any.
+    pub fn match_path(&self, path: &str) -> Option<&Arc<RouteRule>> {
+        let (index, _) = self.router.find(path)?;
+        self.rules.get(*index)
+    }
+
+    /// The cached route and key for a normalised path, or `None` when the path is not cached (no route, or
+    /// `cache = false`). Requests and on-demand revalidation both key pages through here, so they agree.
+    pub fn cached_route(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        variant: Vec<(HeaderName, HeaderValue)>,
+    ) -> Option<MatchedRoute> {
+        let rule = self.match_path(path).filter(|rule| rule.cache)?;
+        let kept = rule.query.apply(query);
+        Some(MatchedRoute {
+            key: CacheKey::new(path, kept.as_deref(), variant),
+            rule: rule.clone(),
+        })
+    }
+
+    /// All rules in config order.
+    pub fn rules(&self) -> &[Arc<RouteRule>] {
+        &self.rules
+    }
+}
+
+impl fmt::Debug for RouteTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.rules.iter().map(|r| &r.pattern)).finish()
+    }
+}
+
+/// Translates `/blog/:slug` and `/files/*rest` into path-tree syntax (`:slug`, `:rest+`), and returns the
+/// pattern's shape (names erased: `/blog/:`) so that two patterns matching the same paths are caught.
+fn translate(pattern: &str) -> Result<(String, String), RouteError> {
+    let syntax = |reason| RouteError::Syntax {
+        pattern: pattern.to_owned(),
+        reason,
+    };
+    let Some(rest) = pattern.strip_prefix('/') else {
+        return Err(RouteError::NotAbsolute {
+            pattern: pattern.to_owned(),
+        });
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut shape = String::with_capacity(pattern.len());
+    for (i, segment) in segments.iter().enumerate() {
+        out.push('/');
+        shape.push('/');
+        if let Some(name) = segment.strip_prefix(':') {
+            if !is_param_name(name) {
+                return Err(syntax("':' must be followed by a parameter name"));
+            }
+            out.push_str(segment);
+            shape.push(':');
+        } else if let Some(name) = segment.strip_prefix('*') {
+            if !is_param_name(name) {
+                return Err(syntax("'*' must be followed by a parameter name"));
+            }
+            if i + 1 != segments.len() {
+                return Err(syntax("'*rest' must be the last segment"));
+            }
+            out.push(':');
+            out.push_str(name);
+            out.push('+');
+            shape.push('*');
+        } else {
+            if segment.contains([':', '*', '+', '?', '\\']) {
+                return Err(syntax(
+                    "':param' and '*rest' must fill a whole segment; '+', '?' and '\\' are not allowed",
+                ));
+            }
+            out.push_str(segment);
+            shape.push_str(segment);
+        }
+    }
+    Ok((out, shape))
+}
+
+fn is_param_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A request path that cannot be mapped to a cache key safely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Not an origin-form path.
+    #[error("request path must start with '/'")]
+    NotAbsolute,
+    /// `..` segments that climb above the root.
+    #[error("request path escapes the root with '..'")]
+    EscapesRoot,
+    /// A `%` not followed by two hex digits.
+    #[error("request path has a malformed percent-escape")]
+    BadEscape,
+}
+
+/// Normalises a request path so that equivalent spellings share one cache entry (RFC 3986 §6.2.2):
+/// percent-escapes of unreserved characters are decoded, other escapes upper-cased, `.`/`..` segments resolved
+/// and repeated slashes collapsed. Borrows when the path is already normal (the common case).
+pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
+    if !path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let needs_work = path.contains('%') || path.contains("//") || path.contains("/.");
+    if !needs_work {
+        return Ok(Cow::Borrowed(path));
+    }
+    let decoded = decode_unreserved(path)?;
+    let mut segments: Vec<&str> = Vec::new();
+    let trailing_slash = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err(PathError::EscapesRoot);
+                }
+            }
+            other => segments.push(other),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() || (trailing_slash && !segments.is_empty()) {
+        out.push('/');
+    }
+    Ok(Cow::Owned(out))
+}
+
+fn decode_unreserved(path: &str) -> Result<String, PathError> {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
+            let value = std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(PathError::BadEscape)?;
+            if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(value));
+            } else {
+                out.push('%');
+                out.push_str(&format!("{value:02X}"));
+            }
+            i += 3;
+        } else {
+            // Paths from hyper are ASCII (non-ASCII bytes arrive percent-encoded), so char-by-byte is exact.
+            let len = utf8_len(bytes[i]);
+            out.push_str(path.get(i..i + len).ok_or(PathError::BadEscape)?);
+            i += len;
+        }
+    }
+    Ok(out)
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xF0..=0xFF => 4,
+        0xE0..=0xEF => 3,
+        0xC0..=0xDF => 2,
+        _ => 1,
+    }
+}
+
+impl QueryPolicy {
+    /// The query kept in the key and sent to the origin, canonically ordered; `None` when nothing is kept.
+    /// `_rsc` is always kept (see [`RSC_QUERY_PARAM`]).
+    pub fn apply(&self, query: Option<&str>) -> Option<String> {
+        let query = query.filter(|q| !q.is_empty())?;
+        let mut pairs: Vec<&str> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .filter(|pair| {
+                let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+                name == RSC_QUERY_PARAM
+                    || match self {
+                        Self::Ignore => false,
+                        Self::Keep => true,
+                        Self::Allow(allowed) => allowed.iter().any(|a| a == name),
+                    }
+            })
+            .collect();
+        if pairs.is_empty() {
+            return None;
+        }
+        // Stable sort by name keeps repeated parameters (`tag=a&tag=b`) in their original order.
+        pairs.sort_by_key(|pair| pair.split_once('=').map_or(*pair, |(name, _)| name));
+        Some(pairs.join("&"))
+    }
+}
+
+impl fmt::Display for Revalidate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::After(d) => write!(f, "{}", humantime::format_duration(*d)),
+            Self::OnDemand => f.write_str("on demand"),
+            Self::Origin => f.write_str("from origin"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(pattern: &str) -> RouteRule {
+        RouteRule {
+            pattern: pattern.to_owned(),
+            cache: true,
+            revalidate: Revalidate::After(Duration::from_secs(60)),
+            expire: Duration::from_secs(3600),
+            query: QueryPolicy::Ignore,
+            not_found_revalidate: None,
+            origin_cache_control: OriginCacheControl::Respect,
+            fallback: Fallback::Blocking,
+            fallback_page: None,
+            prerender: Vec::new(),
+        }
+    }
+
+    fn table(patterns: &[&str]) -> RouteTable {
+        RouteTable::new(patterns.iter().map(|p| rule(p)).collect()).expect("valid table")
+    }
+
+    #[test]
+    fn most_specific_pattern_wins_regardless_of_order() {
+        let t = table(&["/blog/*rest", "/blog/:slug", "/blog/featured", "/"]);
+        let cases = [
+            ("/blog/featured", Some("/blog/featured")),
+            ("/blog/hello", Some("/blog/:slug")),
+            ("/blog/2024/hello", Some("/blog/*rest")),
+            ("/", Some("/")),
+            ("/about", None),
+        ];
+        for (path, want) in cases {
+            let got = t.match_path(path).map(|r| r.pattern.as_str());
+            assert_eq!(got, want, "path {path}");
+        }
+    }
+
+    #[test]
+    fn duplicate_and_malformed_patterns_are_rejected() {
+        let dup = RouteTable::new(vec![rule("/blog/:slug"), rule("/blog/:id")]);
+        assert!(matches!(dup, Err((1, RouteError::Duplicate { pattern, .. })) if pattern == "/blog/:id"));
+        let same = RouteTable::new(vec![rule("/a"), rule("/a")]);
+        assert!(matches!(same, Err((1, RouteError::Duplicate { .. }))));
+        for bad in ["blog", "/a/:", "/a/*rest/b", "/a/x:y", "/a/*", "/a+b"] {
+            assert!(RouteTable::new(vec![rule(bad)]).is_err(), "{bad} must be rejected");
+        }
+    }
+
+    #[test]
+    fn query_policy_keeps_what_it_allows_sorted() {
+        let allow = QueryPolicy::Allow(vec!["page".into(), "sort".into()]);
+        let cases = [
+            (QueryPolicy::Ignore, Some("utm=1&page=2"), None),
+            (QueryPolicy::Ignore, Some("_rsc=abc&x=1"), Some("_rsc=abc")),
+            (QueryPolicy::Keep, Some("b=2&a=1"), Some("a=1&b=2")),
+            (QueryPolicy::Keep, Some(""), None),
+            (allow.clone(), Some("sort=asc&utm=x&page=2"), Some("page=2&sort=asc")),
+            (allow.clone(), Some("utm=x"), None),
+            (allow, Some("page=1&page=2"), Some("page=1&page=2")),
+        ];
+        for (policy, query, want) in cases {
+            assert_eq!(policy.apply(query).as_deref(), want, "{policy:?} {query:?}");
+        }
+    }
+
+    #[test]
+    fn equivalent_paths_normalise_to_one() {
+        let cases = [
+            ("/blog/hello", Ok("/blog/hello")),
+            ("/blog/%68ello", Ok("/blog/hello")),
+            ("/blog/a%2fb", Ok("/blog/a%2Fb")),
+            ("//blog//hello", Ok("/blog/hello")),
+            ("/blog/./x/../hello", Ok("/blog/hello")),
+            ("/blog/", Ok("/blog/")),
+            ("/", Ok("/")),
+            ("/..", Err(PathError::EscapesRoot)),
+            ("/a/%zz", Err(PathError::BadEscape)),
+            ("/a/%4", Err(PathError::BadEscape)),
+            ("blog", Err(PathError::NotAbsolute)),
+        ];
+        for (input, want) in cases {
+            let got = normalize_path(input);
+            assert_eq!(got.as_deref().map_err(|e| *e), want, "{input}");
+        }
+    }
+}
