@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# peers.sh: isr-proxy's cache-HIT throughput next to nginx proxy_cache, Varnish and the bare-hyper limit server,
+# in one run on this machine, through the shared peer harness (../shared/bench/compare.sh beside the repo).
+#
+# It builds isr-proxy in release mode, picks a free origin port, and hands compare.sh a candidate command that
+# writes an isr-proxy config fronting that run's origin (route /page/:id, revalidate >= the run's TTL and at
+# least 3600 s, so every measured request is a HIT) and execs the release binary. Everything compare.sh prints
+# and writes (TSV in /tmp/bench-results.tsv unless --out) is its own; read the /limit column.
+#
+# usage: benches/peers.sh [compare.sh options]
+#   every argument is passed to compare.sh (see compare.sh --help), e.g.
+#   benches/peers.sh                                   # 8 KiB pages, 1000 paths, 3 rounds x 5 s
+#   benches/peers.sh --size 65536 --rounds 5 --out /tmp/bench-64k.tsv
+#   benches/peers.sh --rounds 1 --duration 3 --quiet-wait 20     # smoke run
+# env:
+#   PEERS_MAX_SECONDS   hard bound on the whole compare.sh run (default 3600); it is stopped (TERM) after that
+#   RUST_LOG            isr-proxy's log filter (default warn)
+#
+# It installs nothing: if wrk, nginx or varnishd is missing it prints the apt-get line and exits.
+set -euo pipefail
+
+die() { echo "peers.sh: $*" >&2; exit 1; }
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null) || die "$here is not inside a git checkout"
+bench="$root/../shared/bench"
+compare="$bench/compare.sh"
+[ -f "$compare" ] || die "peer harness not found at $compare (the shared/ directory must sit beside the repo root)"
+bench=$(cd "$bench" && pwd)
+compare="$bench/compare.sh"
+
+max_seconds=${PEERS_MAX_SECONDS:-3600}
+[[ $max_seconds =~ ^[0-9]+$ ]] || die "PEERS_MAX_SECONDS needs a whole number of seconds, got '$max_seconds'"
+
+no_peers=0 origin_given=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-peers) no_peers=1 ;;
+    --origin-port) origin_given=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+  esac
+done
+need=(wrk python3 cargo timeout)
+[ $no_peers = 1 ] || need+=(nginx varnishd)
+missing=()
+for tool in "${need[@]}"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "peers.sh: not found: ${missing[*]}" >&2
+  case " ${missing[*]} " in
+    *" wrk "*|*" nginx "*|*" varnishd "*)
+      echo "install wrk, nginx and varnishd with: apt-get update && apt-get install -y nginx-light varnish wrk" >&2 ;;
+  esac
+  exit 1
+fi
+
+echo "building isr-proxy (release)"
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin isr-proxy || die "release build failed"
+target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin="$target_dir/release/isr-proxy"
+[ -x "$bin" ] || die "$bin missing after the build"
+
+work=$(mktemp -d /tmp/isr-peers.XXXXXX)
+cmp_pid=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$cmp_pid" ] && kill -0 "$cmp_pid" 2>/dev/null; then
+    kill -TERM "$cmp_pid" 2>/dev/null || true
+    wait "$cmp_pid" 2>/dev/null || true
+  fi
+  # compare.sh stops the candidate itself; this only catches a proxy left behind if compare.sh was killed hard.
+  if [ -f "$work/isr-proxy.pid" ]; then
+    local pid
+    pid=$(cat "$work/isr-proxy.pid")
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$work/isr-proxy.toml"; then
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The candidate command: compare.sh runs it with PORT, ORIGIN_URL and TTL set. It writes the config from them and
+# execs the proxy, so compare.sh's PID is the server's and its CPU and memory accounting sees isr-proxy itself.
+cat >"$work/run-isr-proxy.sh" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+revalidate=\$(( \${TTL:-60} > 3600 ? \${TTL:-60} : 3600 ))
+cat >"$work/isr-proxy.toml" <<TOML
+listen = "127.0.0.1:\$PORT"
+
+[origin]
+url = "\$ORIGIN_URL"
+
+[[route]]
+path = "/page/:id"
+revalidate = \$revalidate
+TOML
+echo \$\$ >"$work/isr-proxy.pid"
+export RUST_LOG=\${RUST_LOG:-warn}
+exec "$bin" --config "$work/isr-proxy.toml"
+EOF
+chmod +x "$work/run-isr-proxy.sh"
+
+args=("$@")
+if [ $origin_given = 0 ]; then
+  args=(--origin-port "$(python3 "$bench/benchutil.py" freeport)" "${args[@]}")
+fi
+
+# In the background and waited for, so that a signal reaches the trap at once and cleanup can stop compare.sh
+# (which then stops everything it started). timeout bounds the run; -k kills compare.sh if TERM is not enough.
+timeout -k 30 "$max_seconds" "$compare" --candidate "isr-proxy=exec $work/run-isr-proxy.sh" "${args[@]}" &
+cmp_pid=$!
+rc=0
+wait "$cmp_pid" || rc=$?
+cmp_pid=""
+[ $rc = 124 ] && echo "peers.sh: compare.sh stopped after PEERS_MAX_SECONDS=${max_seconds}s" >&2
+exit "$rc"
