@@ -11,12 +11,15 @@ use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
 /// Request headers that make a separate variant of a page. Next.js answers a request carrying them with a React
-/// Server Components payload (`text/x-component`) instead of HTML, so they must never share an entry.
-pub const VARIANT_HEADERS: [&str; 4] = [
+/// Server Components payload (`text/x-component`) instead of HTML, so they must never share an entry. `Next-Url`
+/// is part of the hash Next.js checks `_rsc` against (and selects intercepting routes): without it the origin
+/// answers every navigation with a 307.
+pub const VARIANT_HEADERS: [&str; 5] = [
     "rsc",
     "next-router-prefetch",
     "next-router-segment-prefetch",
     "next-router-state-tree",
+    "next-url",
 ];
 
 /// Identifies one cached page. Cheap to clone (one `Arc`).
