@@ -52,6 +52,35 @@ fn entry_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn precompressed_forms_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let page = "<p>persisted and compressed</p>".repeat(200);
+    let body = page.clone();
+    let origin = TestOrigin::new()
+        .page("/blog/big", move |_| body.clone())
+        .header("/blog/big", "content-type", "text/html")
+        .start()
+        .await;
+    let first = start(dir.path(), "default", &origin).await;
+    let before = first.client.get("/blog/big").header("accept-encoding", "br").await;
+    assert_eq!(before.header("content-encoding"), Some("br"));
+    first.shutdown().await;
+
+    let second = start(dir.path(), "default", &origin).await;
+    let after = second.client.get("/blog/big").header("accept-encoding", "br").await;
+    assert_eq!(after.cache(), "HIT");
+    assert_eq!(
+        after.header("content-encoding"),
+        Some("br"),
+        "the Brotli form is read back, not lost"
+    );
+    assert_eq!(after.body, before.body);
+    assert_eq!(after.header("etag"), before.header("etag"));
+    assert_eq!(origin.renders("/blog/big"), 1);
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_proxy_serves_persisted_pages_without_the_origin() {
     let dir = tempfile::tempdir().expect("temp dir");
     let origin = TestOrigin::new().start().await;

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! "ISRP" | version u16 | meta_len u32 | meta (JSON) | headers_len u32 | headers | variant_len u32 | variant
-//!        | body_len u64 | body | checksum u64 (xxh3 of everything before it)
+//!        | body_len u64 | body | [gzip_len u64 | gzip] | [br_len u64 | br] | checksum u64 (xxh3 of all before it)
 //! ```
+//! The precompressed forms are present when `meta` says so: a restored page is served compressed at once, with
+//! no compression work after a restart.
 //! Headers are kept in HTTP/1 wire form (`name: value\r\n`), which cannot contain CR or LF inside a value, so
 //! any byte value round-trips. A wrong magic, an unknown version, a bad checksum or a short read is an error,
 //! never a misread entry.
@@ -16,10 +18,11 @@ use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheKey, Entry, Lifetime};
+use crate::compression::Compressed;
 
 const MAGIC: &[u8; 4] = b"ISRP";
 /// Bumped on any incompatible change; entries of other versions are ignored after an upgrade.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// Why stored bytes could not be read back.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,6 +51,10 @@ struct Meta {
     expire_ms: u64,
     tags: Vec<String>,
     marked_stale: bool,
+    /// Whether a gzip form follows the body.
+    gzip: bool,
+    /// Whether a Brotli form follows the body (after gzip).
+    br: bool,
 }
 
 /// Serialises `entry` stored under `key`.
@@ -62,6 +69,8 @@ pub fn encode(key: &CacheKey, entry: &Entry) -> Vec<u8> {
         expire_ms: millis(entry.lifetime.expire),
         tags: entry.tags.to_vec(),
         marked_stale: entry.is_marked_stale(),
+        gzip: entry.encoded.gzip.is_some(),
+        br: entry.encoded.br.is_some(),
     };
     let meta = serde_json::to_vec(&meta).unwrap_or_default();
     let headers = wire_headers(entry.headers.iter());
@@ -73,8 +82,11 @@ pub fn encode(key: &CacheKey, entry: &Entry) -> Vec<u8> {
         out.extend_from_slice(&u32::try_from(section.len()).unwrap_or(u32::MAX).to_le_bytes());
         out.extend_from_slice(section);
     }
-    out.extend_from_slice(&(entry.body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&entry.body);
+    let encoded = [&entry.encoded.gzip, &entry.encoded.br];
+    for body in std::iter::once(&entry.body).chain(encoded.into_iter().flatten().map(|e| &e.body)) {
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(body);
+    }
     let checksum = xxhash_rust::xxh3::xxh3_64(&out);
     out.extend_from_slice(&checksum.to_le_bytes());
     out
@@ -102,8 +114,9 @@ pub fn decode(bytes: &[u8]) -> Result<(CacheKey, Entry), CodecError> {
         .into_iter()
         .filter_map(|(name, value)| Some((name?, value)))
         .collect();
-    let body_len = usize::try_from(reader.u64()?).map_err(|_| CodecError::Malformed("body length"))?;
-    let body = reader.take(body_len)?;
+    let body = reader.section_u64()?;
+    let gzip = meta.gzip.then(|| reader.section_u64()).transpose()?;
+    let br = meta.br.then(|| reader.section_u64()).transpose()?;
     if !reader.rest.is_empty() {
         return Err(CodecError::Malformed("trailing bytes"));
     }
@@ -131,6 +144,14 @@ pub fn decode(bytes: &[u8]) -> Result<(CacheKey, Entry), CodecError> {
         meta.tags.into_boxed_slice(),
         meta.marked_stale,
     );
+    let entry = if gzip.is_some() || br.is_some() {
+        entry.with_encodings(Compressed {
+            gzip: gzip.map(Bytes::copy_from_slice),
+            br: br.map(Bytes::copy_from_slice),
+        })
+    } else {
+        entry
+    };
     Ok((key, entry))
 }
 
@@ -186,10 +207,9 @@ impl<'a> Reader<'a> {
         self.take(len as usize)
     }
 
-    fn u64(&mut self) -> Result<u64, CodecError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| CodecError::Malformed("length"))?,
-        ))
+    fn section_u64(&mut self) -> Result<&'a [u8], CodecError> {
+        let len = u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| CodecError::Malformed("length"))?);
+        self.take(usize::try_from(len).map_err(|_| CodecError::Malformed("length"))?)
     }
 }
 
@@ -239,6 +259,35 @@ mod tests {
         assert_eq!(back.lifetime, entry.lifetime);
         assert_eq!(back.tags, entry.tags);
         assert!(back.is_marked_stale());
+    }
+
+    #[test]
+    fn precompressed_forms_round_trip() {
+        let (key, _) = sample();
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("text/html"));
+        let body = Bytes::from("<p>hello hello hello hello hello hello hello hello</p>".repeat(40));
+        let entry = Entry::from_origin(
+            StatusCode::OK,
+            headers,
+            body.clone(),
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_000),
+            Lifetime {
+                revalidate: None,
+                expire: Duration::from_secs(600),
+            },
+            &HeaderName::from_static("x-isr-tags"),
+        )
+        .with_encodings(crate::compression::compress(&body));
+        let gzip = entry.encoded.gzip.clone().expect("repetitive html compresses");
+        let br = entry.encoded.br.clone().expect("repetitive html compresses");
+
+        let (_, back) = decode(&encode(&key, &entry)).expect("decodes");
+        let back_gzip = back.encoded.gzip.expect("gzip kept");
+        let back_br = back.encoded.br.expect("br kept");
+        assert_eq!((back_gzip.body, back_gzip.etag), (gzip.body, gzip.etag));
+        assert_eq!((back_br.body, back_br.etag), (br.body, br.etag));
+        assert_eq!(back.headers, entry.headers, "Vary: Accept-Encoding is not added twice");
     }
 
     #[test]
