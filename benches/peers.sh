@@ -12,6 +12,7 @@
 #   benches/peers.sh                                   # 8 KiB pages, 1000 paths, 3 rounds x 5 s
 #   benches/peers.sh --size 65536 --rounds 5 --out /tmp/bench-64k.tsv
 #   benches/peers.sh --rounds 1 --duration 3 --quiet-wait 20     # smoke run
+#   benches/peers.sh --with-disk --no-peers            # isr-proxy with and without [cache] dir, side by side
 # env:
 #   PEERS_MAX_SECONDS   hard bound on the whole compare.sh run (default 3600); it is stopped (TERM) after that
 #   RUST_LOG            isr-proxy's log filter (default warn)
@@ -32,13 +33,16 @@ compare="$bench/compare.sh"
 max_seconds=${PEERS_MAX_SECONDS:-3600}
 [[ $max_seconds =~ ^[0-9]+$ ]] || die "PEERS_MAX_SECONDS needs a whole number of seconds, got '$max_seconds'"
 
-no_peers=0 origin_given=0
+no_peers=0 origin_given=0 with_disk=0
+args=()
 for arg in "$@"; do
   case "$arg" in
+    --with-disk) with_disk=1; continue ;;
     --no-peers) no_peers=1 ;;
     --origin-port) origin_given=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
   esac
+  args+=("$arg")
 done
 need=(wrk python3 cargo timeout)
 [ $no_peers = 1 ] || need+=(nginx varnishd)
@@ -70,13 +74,14 @@ cleanup() {
     wait "$cmp_pid" 2>/dev/null || true
   fi
   # compare.sh stops the candidate itself; this only catches a proxy left behind if compare.sh was killed hard.
-  if [ -f "$work/isr-proxy.pid" ]; then
-    local pid
-    pid=$(cat "$work/isr-proxy.pid")
-    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$work/isr-proxy.toml"; then
+  local pidfile pid
+  for pidfile in "$work"/*.pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "${pidfile%.pid}.toml"; then
       kill -TERM "$pid" 2>/dev/null || true
     fi
-  fi
+  done
   rm -rf "$work"
   exit "$rc"
 }
@@ -86,34 +91,40 @@ trap 'exit 143' TERM
 
 # The candidate command: compare.sh runs it with PORT, ORIGIN_URL and TTL set. It writes the config from them and
 # execs the proxy, so compare.sh's PID is the server's and its CPU and memory accounting sees isr-proxy itself.
+# With the argument `disk` the proxy also persists to a directory of the run ([cache] dir).
 cat >"$work/run-isr-proxy.sh" <<EOF
 #!/usr/bin/env bash
 set -euo pipefail
+name=isr-proxy\${1:+-\$1}
 revalidate=\$(( \${TTL:-60} > 3600 ? \${TTL:-60} : 3600 ))
-cat >"$work/isr-proxy.toml" <<TOML
+cache=""
+[ "\${1:-}" = disk ] && cache=\$'[cache]\\ndir = "$work/disk"\\n'
+cat >"$work/\$name.toml" <<TOML
 listen = "127.0.0.1:\$PORT"
 
 [origin]
 url = "\$ORIGIN_URL"
 
+\$cache
 [[route]]
 path = "/page/:id"
 revalidate = \$revalidate
 TOML
-echo \$\$ >"$work/isr-proxy.pid"
+echo \$\$ >"$work/\$name.pid"
 export RUST_LOG=\${RUST_LOG:-warn}
-exec "$bin" --config "$work/isr-proxy.toml"
+exec "$bin" --config "$work/\$name.toml"
 EOF
 chmod +x "$work/run-isr-proxy.sh"
 
-args=("$@")
+candidates=(--candidate "isr-proxy=exec $work/run-isr-proxy.sh")
+[ $with_disk = 1 ] && candidates+=(--candidate "isr-proxy-disk=exec $work/run-isr-proxy.sh disk")
 if [ $origin_given = 0 ]; then
   args=(--origin-port "$(python3 "$bench/benchutil.py" freeport)" "${args[@]}")
 fi
 
 # In the background and waited for, so that a signal reaches the trap at once and cleanup can stop compare.sh
 # (which then stops everything it started). timeout bounds the run; -k kills compare.sh if TERM is not enough.
-timeout -k 30 "$max_seconds" "$compare" --candidate "isr-proxy=exec $work/run-isr-proxy.sh" "${args[@]}" &
+timeout -k 30 "$max_seconds" "$compare" "${candidates[@]}" "${args[@]}" &
 cmp_pid=$!
 rc=0
 wait "$cmp_pid" || rc=$?

@@ -171,7 +171,8 @@ fn discard(path: &Path, err: &CodecError) {
 }
 
 /// `root/ab/abcdef….entry` from a hash of the whole key (path, query and variant).
-fn file_path(root: &Path, key: &CacheKey) -> PathBuf {
+/// The file holding `key` in the namespace directory `root`: a hash of the key, never the request path.
+pub fn file_path(root: &Path, key: &CacheKey) -> PathBuf {
     let mut hashed = key.path_and_query().as_bytes().to_vec();
     for (name, value) in key.variant() {
         hashed.push(0);

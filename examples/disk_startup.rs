@@ -1,0 +1,151 @@
+//! Startup benchmark for the disk tier: how soon a restarted proxy serves its first persisted page, and how long
+//! indexing all of them takes, next to loading every page into memory up front (the eager alternative).
+//!
+//! ```text
+//! cargo run --release --example disk_startup -- [PAGES (100000)] [BYTES (8192)]
+//! ```
+//!
+//! It writes PAGES entries of BYTES into a fresh temp directory (setup, not measured), then measures, each from a
+//! cold process state (the OS page cache stays warm, as after a restart of the process alone):
+//! 1. lazy (what isr-proxy does): proxy start → first HIT over HTTP, and → the background index scan finished;
+//! 2. eager: read, decode and insert every file into the in-memory cache before serving.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use isr_proxy::cache::store::{codec, disk};
+use isr_proxy::cache::{Cache, CacheKey, Entry, Lifetime};
+use isr_proxy::{Clock, Config, Proxy};
+use tokio::net::TcpListener;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    let pages: usize = args.next().map_or(Ok(100_000), |a| a.parse())?;
+    let bytes: usize = args.next().map_or(Ok(8192), |a| a.parse())?;
+    let dir = std::env::temp_dir().join(format!("isr-disk-startup-{}", std::process::id()));
+    let result = run(&dir, pages, bytes).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run(dir: &Path, pages: usize, bytes: usize) -> Result<(), Error> {
+    let started = Instant::now();
+    populate(&dir.join("default"), pages, bytes)?;
+    println!(
+        "setup: wrote {pages} pages of {bytes} B in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let config = Config::from_toml_str(&format!(
+        r#"
+listen = "127.0.0.1:0"
+[origin]
+url = "http://127.0.0.1:9"
+[cache]
+max_size = "4GiB"
+max_entry_size = "1MiB"
+dir = "{}"
+max_disk_size = "100GiB"
+[[route]]
+path = "/page/:id"
+revalidate = 3600
+"#,
+        dir.display()
+    ))?;
+
+    // Lazy: serve at once, index in the background.
+    let started = Instant::now();
+    let proxy = Proxy::new(&config, Clock::system());
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(isr_proxy::run(
+        listener,
+        proxy.clone(),
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    let status = first_hit(addr, pages / 2).await?;
+    let first_hit_ms = started.elapsed().as_secs_f64() * 1e3;
+    proxy.cache().flush().await; // queued after the scan: returns when indexing is done
+    let indexed_s = started.elapsed().as_secs_f64();
+    println!("lazy:  first HIT after {first_hit_ms:.1} ms ({status}); all {pages} indexed after {indexed_s:.2} s");
+    let _ = stop.send(());
+    server.await?;
+
+    // Eager: everything in memory before the first request.
+    let started = Instant::now();
+    let cache = Cache::new(4 << 30);
+    let mut loaded = 0usize;
+    for shard in std::fs::read_dir(dir.join("default"))? {
+        let shard = shard?.path();
+        if !shard.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(shard)? {
+            let (key, entry) = codec::decode(&std::fs::read(file?.path())?)?;
+            cache.insert(key, Arc::new(entry)).await;
+            loaded += 1;
+        }
+    }
+    println!(
+        "eager: {loaded} pages loaded before serving after {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn populate(root: &Path, pages: usize, bytes: usize) -> Result<(), Error> {
+    let body = Bytes::from(vec![b'x'; bytes]);
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("text/html; charset=utf-8"));
+    for id in 0..pages {
+        let key = CacheKey::new(&format!("/page/{id}"), None, Vec::new());
+        let entry = Entry::from_origin(
+            StatusCode::OK,
+            headers.clone(),
+            body.clone(),
+            SystemTime::now(),
+            Lifetime {
+                revalidate: Some(Duration::from_secs(3600)),
+                expire: Duration::from_secs(86_400),
+            },
+            &HeaderName::from_static("x-isr-tags"),
+        );
+        let path = disk::file_path(root, &key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, codec::encode(&key, &entry))?;
+    }
+    Ok(())
+}
+
+async fn first_hit(addr: SocketAddr, id: usize) -> Result<String, Error> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let response = client.get(format!("http://{addr}/page/{id}").parse()?).await?;
+    let cache = response
+        .headers()
+        .get("x-isr-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    response.into_body().collect().await?;
+    if cache != "HIT" {
+        return Err(format!("expected a HIT for a persisted page, got {cache}").into());
+    }
+    Ok(cache)
+}
