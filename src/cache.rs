@@ -24,11 +24,16 @@ use store::Store;
 /// and evictions clean it up.
 type TagIndex = Arc<Mutex<HashMap<String, HashSet<CacheKey>>>>;
 
+/// The variant keys (Next.js RSC payloads) cached for each path, so that revalidating a path reaches them too.
+/// Only keys with a variant are indexed: a site without RSC requests pays nothing.
+type VariantIndex = Arc<Mutex<HashMap<Box<str>, HashSet<CacheKey>>>>;
+
 /// The page store.
 #[derive(Clone)]
 pub struct Cache {
     entries: moka::future::Cache<CacheKey, Arc<Entry>>,
     tags: TagIndex,
+    variants: VariantIndex,
     /// Lower tiers (disk, Redis), consulted in order on an in-memory miss and written behind every insert.
     tiers: Arc<[Arc<dyn Store>]>,
     /// Entries evicted to stay under the byte bound (moka `RemovalCause::Size`), for metrics.
@@ -40,6 +45,8 @@ impl Cache {
     pub fn new(max_bytes: u64) -> Self {
         let tags: TagIndex = Arc::default();
         let listener_tags = tags.clone();
+        let variants: VariantIndex = Arc::default();
+        let listener_variants = variants.clone();
         let evictions = Arc::new(AtomicU64::new(0));
         let listener_evictions = evictions.clone();
         let entries = moka::future::Cache::builder()
@@ -53,12 +60,14 @@ impl Cache {
                 }
                 if cause != moka::notification::RemovalCause::Replaced {
                     unindex(&listener_tags, &key, &entry.tags);
+                    unindex_variant(&listener_variants, &key);
                 }
             })
             .build();
         Self {
             entries,
             tags,
+            variants,
             tiers: Arc::new([]),
             evictions,
         }
@@ -122,6 +131,10 @@ impl Cache {
     }
 
     fn index(&self, key: &CacheKey, entry: &Entry) {
+        if !key.variant().is_empty() {
+            let mut variants = self.variants.lock().unwrap_or_else(PoisonError::into_inner);
+            variants.entry(key.path().into()).or_default().insert(key.clone());
+        }
         if !entry.tags.is_empty() {
             let mut tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
             for tag in entry.tags.iter() {
@@ -176,6 +189,24 @@ impl Cache {
         found
     }
 
+    /// The cached variant keys (RSC payloads) of `path`, which a revalidation of the path must reach as well.
+    pub async fn variants_of(&self, path: &str) -> Vec<(CacheKey, Arc<Entry>)> {
+        let candidates: Vec<CacheKey> = {
+            let variants = self.variants.lock().unwrap_or_else(PoisonError::into_inner);
+            variants
+                .get(path)
+                .map(|keys| keys.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        let mut found = Vec::with_capacity(candidates.len());
+        for key in candidates {
+            if let Some(entry) = self.entries.get(&key).await {
+                found.push((key, entry));
+            }
+        }
+        found
+    }
+
     /// Number of entries (approximate until moka's pending tasks run).
     pub fn entry_count(&self) -> u64 {
         self.entries.entry_count()
@@ -208,6 +239,19 @@ fn unindex(index: &TagIndex, key: &CacheKey, tags: &[String]) {
             if keys.is_empty() {
                 index.remove(tag);
             }
+        }
+    }
+}
+
+fn unindex_variant(index: &VariantIndex, key: &CacheKey) {
+    if key.variant().is_empty() {
+        return;
+    }
+    let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(keys) = index.get_mut(key.path()) {
+        keys.remove(key);
+        if keys.is_empty() {
+            index.remove(key.path());
         }
     }
 }

@@ -361,3 +361,50 @@ async fn without_a_token_configured_pages_still_serve() {
     assert_eq!(page.cache(), "MISS");
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revalidating_a_path_reaches_its_rsc_payloads_too() {
+    let origin = TestOrigin::new().start().await;
+    let proxy = proxy_with_token(&origin).await;
+    let navigate = || proxy.client.get("/blog/a?_rsc=abc").header("rsc", "1");
+    proxy.client.get("/blog/a").await;
+    assert_eq!(navigate().await.cache(), "MISS");
+    assert_eq!(navigate().await.cache(), "HIT");
+    assert_eq!(
+        origin.renders("/blog/a"),
+        2,
+        "the HTML page and its RSC payload are two entries"
+    );
+
+    let regenerate = proxy
+        .client
+        .post("/_isr/revalidate?path=/blog/a", "")
+        .header("authorization", &bearer())
+        .await;
+    assert_eq!(regenerate.status, StatusCode::OK, "{}", regenerate.text);
+    let stale = navigate().await;
+    assert_eq!(
+        stale.cache(),
+        "STALE",
+        "a client-side navigation must not keep the old payload as fresh"
+    );
+    assert_eq!(stale.text, "<p>/blog/a render 2</p>");
+    eventually(2_000, "the RSC payload to be regenerated", async || {
+        let page = navigate().await;
+        page.cache() == "HIT" && page.text == "<p>/blog/a render 4</p>"
+    })
+    .await;
+
+    let purge = proxy
+        .client
+        .post("/_isr/revalidate", r#"{"paths": ["/blog/a"], "purge": true}"#)
+        .header("authorization", &bearer())
+        .await;
+    assert_eq!(purge.status, StatusCode::OK, "{}", purge.text);
+    assert_eq!(
+        navigate().await.cache(),
+        "MISS",
+        "a purge removes the path's payloads as well"
+    );
+    proxy.shutdown().await;
+}
