@@ -219,14 +219,25 @@ impl ProxyError {
     pub fn into_response(self) -> Response<Body> {
         let status = match &self {
             Self::Origin(err) if err.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            // Every origin slot stayed taken for `origin.queue_timeout`: isr-proxy shed the request itself.
+            Self::Origin(err) if err.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Origin(_) => StatusCode::BAD_GATEWAY,
             Self::GaveUp => {
                 tracing::error!("single-flight ended without an outcome");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            Self::BadPath(_) => StatusCode::BAD_REQUEST,
+            Self::BadPath(PathError::TooLong) => StatusCode::URI_TOO_LONG,
+            Self::BadPath(
+                PathError::NotAbsolute | PathError::EscapesRoot | PathError::BadEscape | PathError::InvalidUtf8,
+            ) => StatusCode::BAD_REQUEST,
         };
-        plain(status, &self.to_string())
+        let mut response = plain(status, &self.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
