@@ -111,11 +111,9 @@ pub fn entry_response(entry: &Entry, status: CacheStatus, age: Duration, request
     };
     let mut response = Response::new(body);
     *response.status_mut() = code;
+    // One clone of the stored map (no per-header hashing), then the few per-response headers.
+    *response.headers_mut() = entry.headers.clone();
     let headers = response.headers_mut();
-    headers.reserve(entry.headers.len() + 5);
-    for (name, value) in &entry.headers {
-        headers.append(name, value.clone());
-    }
     if let Some(coding) = chosen.content_encoding {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.as_str()));
         headers.insert(header::ETAG, chosen.etag.clone());
