@@ -97,7 +97,13 @@ pub fn compress(body: &[u8]) -> Compressed {
     if !is_worth_compressing(body.len()) {
         return Compressed::default();
     }
-    let smaller = |encoded: Option<Vec<u8>>| encoded.filter(|e| e.len() < body.len()).map(Bytes::from);
+    // Shrunk to fit: a stored form lives as long as its page, and the encoders over-allocate.
+    let smaller = |encoded: Option<Vec<u8>>| {
+        encoded.filter(|e| e.len() < body.len()).map(|mut e| {
+            e.shrink_to_fit();
+            Bytes::from(e)
+        })
+    };
     Compressed {
         gzip: smaller(gzip(body)),
         br: smaller(brotli(body)),
