@@ -4,6 +4,11 @@
 //! fetched (`origin`, `regen`); moka's own expiry is not used, because ISR freshness is decided by the caller from
 //! `Entry::generated_at`. Later tiers (disk, Redis) plug in under `cache::store`.
 //!
+//! With a shared tier (Redis), a miss in memory asks Redis before the disk, and on-demand changes (purge, tag
+//! revalidation, an on-demand regeneration) reach every instance: they are applied to Redis and announced,
+//! and each instance applies what others announce to its memory and its own lower tiers through
+//! [`Cache::apply`], which never announces again.
+//!
 //! # Concurrent calls on the same key
 //! `get` is lock-free (moka). `insert` replaces whatever is there; the caller (`regen`) serialises writers per
 //! key, so two fetches of one key never race to insert.
@@ -15,10 +20,12 @@ pub mod store;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 pub use entry::{Entry, Freshness, Lifetime};
 pub use key::CacheKey;
-use store::Store;
+use store::redis::RedisStore;
+use store::{ApplyInvalidation, Invalidation, Store};
 
 /// Keys carrying each tag. Entries are re-checked on use, so a stale mapping is harmless, only wasted memory,
 /// and evictions clean it up.
@@ -34,8 +41,12 @@ pub struct Cache {
     entries: moka::future::Cache<CacheKey, Arc<Entry>>,
     tags: TagIndex,
     variants: VariantIndex,
-    /// Lower tiers (disk, Redis), consulted in order on an in-memory miss and written behind every insert.
+    /// This instance's lower tiers (disk), consulted in order on an in-memory miss and written behind every
+    /// insert.
     tiers: Arc<[Arc<dyn Store>]>,
+    /// The tier shared by every instance (Redis): consulted before `tiers`, written behind every insert, and
+    /// the way on-demand changes reach the other instances.
+    shared: Option<Arc<RedisStore>>,
     /// Entries evicted to stay under the byte bound (moka `RemovalCause::Size`), for metrics.
     evictions: Arc<AtomicU64>,
 }
@@ -69,8 +80,32 @@ impl Cache {
             tags,
             variants,
             tiers: Arc::new([]),
+            shared: None,
             evictions,
         }
+    }
+
+    /// Adds the shared tier (Redis), asked before the lower tiers. Build it with [`Cache::invalidation_applier`].
+    pub fn with_shared_tier(mut self, store: Arc<RedisStore>) -> Self {
+        self.shared = Some(store);
+        self
+    }
+
+    /// The shared tier, if configured (for regeneration locks and health).
+    pub fn shared_tier(&self) -> Option<&Arc<RedisStore>> {
+        self.shared.as_ref()
+    }
+
+    /// The callback through which the shared tier hands over other instances' invalidations. It reaches memory
+    /// and this instance's own tiers only (never the shared tier), so nothing is announced twice, and it holds
+    /// no reference to the shared tier, so the two can be dropped.
+    pub fn invalidation_applier(&self) -> ApplyInvalidation {
+        let mut local = self.clone();
+        local.shared = None;
+        Arc::new(move |invalidation| {
+            let local = local.clone();
+            Box::pin(async move { local.apply(invalidation).await })
+        })
     }
 
     /// Adds a lower tier (disk, Redis) below the in-memory cache.
@@ -101,7 +136,8 @@ impl Cache {
         if let Some(entry) = self.entries.get(key).await {
             return Some(entry);
         }
-        for tier in self.tiers.iter() {
+        let shared = self.shared.iter().map(|store| store.as_ref() as &dyn Store);
+        for tier in shared.chain(self.tiers.iter().map(AsRef::as_ref)) {
             if let Some(entry) = tier.load(key).await {
                 let entry = Arc::new(entry);
                 self.index(key, &entry);
@@ -110,6 +146,19 @@ impl Cache {
             }
         }
         None
+    }
+
+    /// Keeps `entry` in memory only, unless memory holds a later one: a page another instance stored in the
+    /// shared tier, picked up instead of rendered. Returns the entry now in memory.
+    pub async fn keep(&self, key: &CacheKey, entry: Arc<Entry>) -> Arc<Entry> {
+        if let Some(previous) = self.entries.get(key).await
+            && previous.generated_at > entry.generated_at
+        {
+            return previous;
+        }
+        self.index(key, &entry);
+        self.entries.insert(key.clone(), entry.clone()).await;
+        entry
     }
 
     /// Stores `entry` under `key` and indexes its tags, unless the cached entry was generated later (a slow
@@ -125,6 +174,9 @@ impl Cache {
         self.index(&key, &entry);
         for tier in self.tiers.iter() {
             tier.save(&key, &entry);
+        }
+        if let Some(shared) = &self.shared {
+            shared.save(&key, &entry);
         }
         self.entries.insert(key, entry).await;
         true
@@ -143,8 +195,17 @@ impl Cache {
         }
     }
 
-    /// Removes `key` from memory and every tier; returns whether it was cached.
+    /// Removes `key` from memory and every tier, on every instance (purge); returns whether it was cached.
     pub async fn remove(&self, key: &CacheKey) -> bool {
+        let mut found = self.remove_here(key).await;
+        if let Some(shared) = &self.shared {
+            found |= shared.purge(key).await.unwrap_or(false);
+        }
+        found
+    }
+
+    /// Removes `key` from memory and this instance's own tiers.
+    async fn remove_here(&self, key: &CacheKey) -> bool {
         let mut found = self.entries.remove(key).await.is_some();
         for tier in self.tiers.iter() {
             if !found {
@@ -155,11 +216,76 @@ impl Cache {
         found
     }
 
-    /// Marks a cached page stale (revalidation by tag), in memory and in every tier.
+    /// Marks a cached page stale (revalidation by tag, or of a path's variants), in memory and in every tier.
+    /// Other instances learn of it through the announcement that follows (a tag's, or the path's regeneration).
     pub fn mark_stale(&self, key: &CacheKey, entry: &Arc<Entry>) {
         entry.mark_stale();
         for tier in self.tiers.iter() {
             tier.save(key, entry);
+        }
+        if let Some(shared) = &self.shared {
+            shared.save(key, entry);
+        }
+    }
+
+    /// Marks stale (or, with `purge`, removes) every page carrying `tag`, on every instance. Returns how many
+    /// pages were found (here or in the shared tier, whichever knows more).
+    pub async fn invalidate_tag(&self, tag: &str, purge: bool) -> usize {
+        let here = self.invalidate_tag_here(tag, purge).await;
+        let shared = match &self.shared {
+            Some(shared) => shared.invalidate_tag(tag, purge).await.unwrap_or(0),
+            None => 0,
+        };
+        here.max(shared)
+    }
+
+    async fn invalidate_tag_here(&self, tag: &str, purge: bool) -> usize {
+        let tagged = self.keys_with_tag(tag).await;
+        for (key, entry) in &tagged {
+            if purge {
+                self.remove_here(key).await;
+            } else {
+                self.mark_stale(key, entry);
+            }
+        }
+        tagged.len()
+    }
+
+    /// Tells the other instances that `key` was regenerated on demand, so they drop their older copy.
+    pub fn announce_regenerated(&self, key: &CacheKey, entry: &Entry) {
+        if let Some(shared) = &self.shared {
+            shared.announce_regenerated(key, entry.generated_at);
+        }
+    }
+
+    /// Applies another instance's invalidation to memory and this instance's own tiers (see
+    /// [`Cache::invalidation_applier`]).
+    pub async fn apply(&self, invalidation: Invalidation) {
+        match invalidation {
+            Invalidation::Regenerated { key, generated_at } => {
+                self.forget_older(&key, generated_at).await;
+                // As on the instance that regenerated it: the path's RSC payloads go stale with it.
+                for (variant, entry) in self.variants_of(key.path()).await {
+                    self.mark_stale(&variant, &entry);
+                }
+            }
+            Invalidation::Purged { key } => {
+                self.remove_here(&key).await;
+            }
+            Invalidation::Tag { tag, purge } => {
+                self.invalidate_tag_here(&tag, purge).await;
+            }
+            Invalidation::Everything => self.entries.invalidate_all(),
+        }
+    }
+
+    /// Drops the in-memory copy of `key` if it was generated before `generated_at`; the next request reads the
+    /// newer page from the shared tier.
+    async fn forget_older(&self, key: &CacheKey, generated_at: SystemTime) {
+        if let Some(entry) = self.entries.get(key).await
+            && entry.generated_at < generated_at
+        {
+            self.entries.remove(key).await;
         }
     }
 
@@ -168,9 +294,13 @@ impl Cache {
         for tier in self.tiers.iter() {
             tier.flush().await;
         }
+        if let Some(shared) = &self.shared {
+            shared.flush().await;
+        }
     }
 
-    /// The cached keys whose entries carry `tag`. Costs time proportional to those keys, not to the cache.
+    /// The keys cached by this instance whose entries carry `tag`. Costs time proportional to those keys, not to
+    /// the cache.
     pub async fn keys_with_tag(&self, tag: &str) -> Vec<(CacheKey, Arc<Entry>)> {
         let candidates: Vec<CacheKey> = {
             let tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);

@@ -1,0 +1,432 @@
+//! Several instances sharing one Redis: pages rendered once for the fleet, invalidations everywhere, one
+//! regeneration per page across instances, and a Redis outage that never fails a request.
+//!
+//! Every test starts a real `redis-server` on a free loopback port (see `common::redis_server`).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use common::redis_server::RedisServer;
+use common::{OriginHandle, ProxyHandle, TestOrigin, eventually, spawn_proxy_with, within};
+use http::header::HeaderName;
+use http::{HeaderMap, StatusCode};
+use isr_proxy::cache::store::codec::key_hash;
+use isr_proxy::cache::store::redis::{RedisOptions, RedisState, RedisStore};
+use isr_proxy::cache::store::{ApplyInvalidation, Store};
+use isr_proxy::cache::{CacheKey, Entry, Lifetime};
+use isr_proxy::config::Token;
+use tokio::task::JoinSet;
+
+const TOKEN: &str = "fleet-token";
+
+/// Budgets are generous (a loaded CI machine must not look like a Redis outage); production uses 50 ms.
+const CONFIG: &str = r#"
+[origin]
+url = "{origin}"
+timeout = "2s"
+
+[cache.redis]
+url = "{redis}"
+lock_ttl = "5s"
+timeout = "500ms"
+
+[[route]]
+path = "/blog/:slug"
+revalidate = 60
+"#;
+
+async fn instance(redis: &RedisServer, origin: &OriginHandle) -> ProxyHandle {
+    let toml = CONFIG.replace("{redis}", &redis.url());
+    let proxy = spawn_proxy_with(&toml, origin, |config| config.revalidate.token = Token::new(TOKEN)).await;
+    wait_until_up(&proxy).await;
+    proxy
+}
+
+async fn wait_until_up(proxy: &ProxyHandle) {
+    eventually(5000, "the instance to connect to redis", async || {
+        proxy.proxy.redis_state() == Some(RedisState::Up)
+    })
+    .await;
+}
+
+/// Waits for the instance's queued Redis writes (they are write-behind).
+async fn flushed(proxy: &ProxyHandle) {
+    within(3000, "queued redis writes", proxy.proxy.cache().flush()).await;
+}
+
+async fn revalidate(proxy: &ProxyHandle, query: &str) -> serde_json::Value {
+    let response = proxy
+        .client
+        .post(&format!("/_isr/revalidate?{query}"), "")
+        .header("authorization", &format!("Bearer {TOKEN}"))
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    serde_json::from_str(&response.text).expect("JSON report")
+}
+
+fn render(path: &str, n: usize) -> String {
+    format!("<p>{path} render {n}</p>")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_rendered_through_one_instance_is_a_hit_on_the_other() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new().start().await;
+    let a = instance(&redis, &origin).await;
+    let b = instance(&redis, &origin).await;
+
+    let first = a.client.get("/blog/a").await;
+    assert_eq!(
+        (first.cache(), first.text.as_str()),
+        ("MISS", render("/blog/a", 1).as_str())
+    );
+    flushed(&a).await;
+
+    let shared = b.client.get("/blog/a").await;
+    assert_eq!(shared.status, StatusCode::OK);
+    assert_eq!(shared.cache(), "HIT", "B found A's page in Redis");
+    assert_eq!(shared.text, render("/blog/a", 1));
+    assert_eq!(
+        origin.renders("/blog/a"),
+        1,
+        "the second instance must not render the page again"
+    );
+    assert_eq!(b.client.get("/blog/a").await.cache(), "HIT", "now in B's memory");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revalidating_a_path_on_one_instance_reaches_the_other() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new().start().await;
+    let a = instance(&redis, &origin).await;
+    let b = instance(&redis, &origin).await;
+    a.client.get("/blog/a").await;
+    flushed(&a).await;
+    assert_eq!(b.client.get("/blog/a").await.text, render("/blog/a", 1));
+
+    let report = revalidate(&a, "path=/blog/a").await;
+    assert_eq!(report["paths"]["/blog/a"], "regenerated");
+    eventually(500, "B to serve the regenerated page", async || {
+        b.client.get("/blog/a").await.text == render("/blog/a", 2)
+    })
+    .await;
+    assert_eq!(
+        origin.renders("/blog/a"),
+        2,
+        "B picks the new page up from Redis, not from the origin"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purging_a_path_on_one_instance_removes_it_everywhere() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new().start().await;
+    let a = instance(&redis, &origin).await;
+    let b = instance(&redis, &origin).await;
+    a.client.get("/blog/a").await;
+    flushed(&a).await;
+    assert_eq!(b.client.get("/blog/a").await.cache(), "HIT");
+
+    let report = revalidate(&b, "path=/blog/a&purge=1").await;
+    assert_eq!(report["paths"]["/blog/a"], "purged");
+    eventually(500, "A to forget the purged page", async || {
+        a.client.get("/blog/a").await.cache() == "MISS"
+    })
+    .await;
+    assert_eq!(origin.renders("/blog/a"), 2);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tag_revalidation_on_one_instance_marks_the_others_pages_stale() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new()
+        .header("/blog/a", "x-isr-tags", "blog")
+        .header("/blog/b", "x-isr-tags", "blog")
+        .start()
+        .await;
+    let a = instance(&redis, &origin).await;
+    let b = instance(&redis, &origin).await;
+    a.client.get("/blog/a").await;
+    // Only A has /blog/b: B's tag revalidation must reach it through Redis's tag index.
+    a.client.get("/blog/b").await;
+    flushed(&a).await;
+    assert_eq!(b.client.get("/blog/a").await.cache(), "HIT");
+
+    let report = revalidate(&b, "tag=blog").await;
+    assert_eq!(report["tags"]["blog"], 2, "Redis knows both tagged pages: {report}");
+    // The announcement reaches A asynchronously; until it does, A answers HIT (which changes nothing).
+    eventually(500, "A to learn of B's tag revalidation", async || {
+        let after = a.client.get("/blog/b").await;
+        assert_eq!(
+            after.text,
+            render("/blog/b", 1),
+            "the stale page is served while it regenerates"
+        );
+        after.cache() == "STALE"
+    })
+    .await;
+
+    for (proxy, path) in [(&a, "/blog/a"), (&b, "/blog/a"), (&b, "/blog/b")] {
+        eventually(2000, "the regenerated page everywhere", async || {
+            proxy.client.get(path).await.text == render(path, 2)
+        })
+        .await;
+    }
+    assert_eq!(origin.renders("/blog/a"), 2, "one regeneration for the fleet");
+    assert_eq!(origin.renders("/blog/b"), 2, "one regeneration for the fleet");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_stale_requests_on_two_instances_regenerate_once() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new()
+        .latency("/blog/a", Duration::from_millis(150))
+        .start()
+        .await;
+    let a = instance(&redis, &origin).await;
+    let b = instance(&redis, &origin).await;
+    a.client.get("/blog/a").await;
+    flushed(&a).await;
+    assert_eq!(b.client.get("/blog/a").await.cache(), "HIT");
+    a.clock.advance(Duration::from_secs(61));
+    b.clock.advance(Duration::from_secs(61));
+
+    let mut requests = JoinSet::new();
+    for i in 0..100 {
+        let client = if i % 2 == 0 { a.client.clone() } else { b.client.clone() };
+        requests.spawn(async move { client.get("/blog/a").await });
+    }
+    while let Some(response) = within(2000, "stale responses", requests.join_next()).await {
+        let response = response.expect("request task");
+        assert_eq!(response.status, StatusCode::OK);
+        assert_eq!(response.cache(), "STALE", "stale pages are served at once");
+    }
+    for proxy in [&a, &b] {
+        eventually(3000, "the regenerated page on both instances", async || {
+            proxy.client.get("/blog/a").await.text == render("/blog/a", 2)
+        })
+        .await;
+    }
+    assert_eq!(
+        origin.renders("/blog/a"),
+        2,
+        "2 instances x 50 stale requests must share one regeneration"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_misses_on_two_instances_render_once() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new()
+        .latency("/blog/a", Duration::from_millis(150))
+        .start()
+        .await;
+    let a = instance(&redis, &origin).await;
+    let b = instance(&redis, &origin).await;
+
+    let mut requests = JoinSet::new();
+    for i in 0..100 {
+        let client = if i % 2 == 0 { a.client.clone() } else { b.client.clone() };
+        requests.spawn(async move { client.get("/blog/a").await });
+    }
+    while let Some(response) = within(3000, "cold responses", requests.join_next()).await {
+        let response = response.expect("request task");
+        assert_eq!(response.status, StatusCode::OK);
+        assert_eq!(response.text, render("/blog/a", 1));
+    }
+    assert_eq!(
+        origin.renders("/blog/a"),
+        1,
+        "100 misses on 2 instances must share one render"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_holders_lock_expires_and_the_page_is_rendered() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new().start().await;
+    let a = instance(&redis, &origin).await;
+    // An instance that took the lock and died: its token is nobody's, and only expiry frees the page.
+    let lock = format!(
+        "isr:lock:{:032x}",
+        key_hash(&CacheKey::new("/blog/a", None, Vec::new()))
+    );
+    let mut conn = redis.connection().await;
+    let _: () = redis::cmd("SET")
+        .arg(&lock)
+        .arg("crashed-instance")
+        .arg("PX")
+        .arg(400)
+        .query_async(&mut conn)
+        .await
+        .expect("plant the lock");
+
+    let waiting = tokio::spawn({
+        let client = a.client.clone();
+        async move { client.get("/blog/a").await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(origin.renders("/blog/a"), 0, "the page is locked by another instance");
+    let response = within(3000, "the render after the lock expired", waiting)
+        .await
+        .expect("request task");
+    assert_eq!(
+        (response.cache(), response.text.as_str()),
+        ("MISS", render("/blog/a", 1).as_str())
+    );
+    assert_eq!(origin.renders("/blog/a"), 1);
+    eventually(1000, "the new holder to release its lock", async || {
+        let left: Option<String> = redis::cmd("GET").arg(&lock).query_async(&mut conn).await.expect("GET");
+        left.is_none()
+    })
+    .await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_outage_never_fails_a_request_and_sharing_resumes() {
+    let mut redis = RedisServer::start().await;
+    let origin = TestOrigin::new().start().await;
+    let a = instance(&redis, &origin).await;
+    let b = instance(&redis, &origin).await;
+    a.client.get("/blog/a").await;
+    flushed(&a).await;
+    assert_eq!(b.client.get("/blog/a").await.cache(), "HIT");
+
+    redis.kill();
+    for proxy in [&a, &b] {
+        let cached = within(1000, "a cached page during the outage", proxy.client.get("/blog/a")).await;
+        assert_eq!(
+            (cached.status, cached.cache()),
+            (StatusCode::OK, "HIT"),
+            "served from memory"
+        );
+    }
+    let fresh = within(2000, "a miss during the outage", a.client.get("/blog/new")).await;
+    assert_eq!(
+        (fresh.status, fresh.cache()),
+        (StatusCode::OK, "MISS"),
+        "rendered by the origin"
+    );
+    let other = within(2000, "a miss during the outage", b.client.get("/blog/other")).await;
+    assert_eq!((other.status, other.cache()), (StatusCode::OK, "MISS"));
+    for proxy in [&a, &b] {
+        eventually(3000, "the outage to show", async || {
+            proxy.proxy.redis_state() == Some(RedisState::Down)
+        })
+        .await;
+    }
+
+    redis.restart().await;
+    wait_until_up(&a).await;
+    wait_until_up(&b).await;
+    a.client.get("/blog/c").await;
+    flushed(&a).await;
+    let shared = b.client.get("/blog/c").await;
+    assert_eq!(shared.cache(), "HIT", "sharing resumed after the restart");
+    assert_eq!(origin.renders("/blog/c"), 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revalidation_made_during_an_outage_reaches_the_other_instance_afterwards() {
+    let mut redis = RedisServer::start().await;
+    let origin = TestOrigin::new().start().await;
+    let a = instance(&redis, &origin).await;
+    let b = instance(&redis, &origin).await;
+    a.client.get("/blog/a").await;
+    flushed(&a).await;
+    assert_eq!(b.client.get("/blog/a").await.text, render("/blog/a", 1));
+
+    redis.kill();
+    for proxy in [&a, &b] {
+        eventually(3000, "the outage to show", async || {
+            proxy.proxy.redis_state() == Some(RedisState::Down)
+        })
+        .await;
+    }
+    let report = revalidate(&a, "path=/blog/a").await;
+    assert_eq!(report["paths"]["/blog/a"], "regenerated");
+    assert_eq!(
+        b.client.get("/blog/a").await.text,
+        render("/blog/a", 1),
+        "B cannot know yet"
+    );
+
+    redis.restart().await;
+    eventually(5000, "B to serve the page regenerated during the outage", async || {
+        b.client.get("/blog/a").await.text == render("/blog/a", 2)
+    })
+    .await;
+    assert_eq!(origin.renders("/blog/a"), 2);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+fn page(body: &'static str, generated_at: SystemTime) -> Arc<Entry> {
+    Arc::new(Entry::from_origin(
+        StatusCode::OK,
+        HeaderMap::new(),
+        Bytes::from_static(body.as_bytes()),
+        generated_at,
+        Lifetime {
+            revalidate: Some(Duration::from_secs(60)),
+            expire: Duration::from_secs(600),
+        },
+        &HeaderName::from_static("x-isr-tags"),
+    ))
+}
+
+fn store(redis: &RedisServer) -> RedisStore {
+    let ignore: ApplyInvalidation = Arc::new(|_| Box::pin(async {}));
+    let options = RedisOptions {
+        url: redis.url(),
+        key_prefix: "isr:".to_owned(),
+        lock_ttl: Duration::from_secs(5),
+        timeout: Duration::from_millis(500),
+    };
+    RedisStore::open(options, ignore).expect("valid redis url")
+}
+
+/// Two instances writing one page: the one whose render is older (a slow fetch, a warm-up) finishes last. Redis
+/// must keep the newer page, or the fleet would roll back to older content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_older_page_never_replaces_a_newer_one_in_redis() {
+    let redis = RedisServer::start().await;
+    let (fast, slow) = (store(&redis), store(&redis));
+    for tier in [&fast, &slow] {
+        within(5000, "the store to connect", tier.wait_until_up(Duration::from_secs(5))).await;
+    }
+    let key = CacheKey::new("/blog/a", None, Vec::new());
+    let now = SystemTime::now();
+    fast.save(&key, &page("newer", now));
+    fast.flush().await;
+    slow.save(&key, &page("older", now - Duration::from_secs(5)));
+    slow.flush().await;
+
+    let kept = fast.load(&key).await.expect("page in redis");
+    assert_eq!(
+        kept.body,
+        Bytes::from_static(b"newer"),
+        "the older write must be refused"
+    );
+    slow.save(&key, &page("newest", now + Duration::from_secs(1)));
+    slow.flush().await;
+    assert_eq!(fast.load(&key).await.expect("page").body, Bytes::from_static(b"newest"));
+}
