@@ -154,6 +154,7 @@ fn redis_is_off_unless_configured_and_gets_defaults() {
 fn redis_errors_name_the_key() {
     let cases = [
         ("[cache.redis]\nurl = \"http://127.0.0.1\"\n", "cache.redis.url"),
+        ("[cache.redis]\nurl = \"rediss://127.0.0.1\"\n", "cache.redis.url"),
         (
             "[cache.redis]\nurl = \"redis://h\"\nkey_prefix = \"a b\"\n",
             "cache.redis.key_prefix",

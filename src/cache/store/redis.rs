@@ -505,9 +505,13 @@ impl Store for RedisStore {
     fn flush(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let (done, wait) = oneshot::channel();
-            if self.jobs.send(Job::Flush(done)).await.is_ok()
-                && tokio::time::timeout(REPLY_TIMEOUT, wait).await.is_err()
-            {
+            let flushed = async {
+                if self.jobs.send(Job::Flush(done)).await.is_ok() {
+                    let _ = wait.await;
+                }
+            };
+            // Bounded as a whole: a full queue in front of a slow Redis must not hold up shutdown.
+            if tokio::time::timeout(REPLY_TIMEOUT, flushed).await.is_err() {
                 tracing::warn!("redis flush timed out; some pages may not be shared");
             }
         })
