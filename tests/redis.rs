@@ -430,3 +430,56 @@ async fn an_older_page_never_replaces_a_newer_one_in_redis() {
     slow.flush().await;
     assert_eq!(fast.load(&key).await.expect("page").body, Bytes::from_static(b"newest"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revalidating_a_path_marks_the_other_instances_rsc_variants_stale() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new().start().await;
+    let a = instance(&redis, &origin).await;
+    let b = instance(&redis, &origin).await;
+    let rsc = b.client.get("/blog/a").header("rsc", "1").await;
+    assert_eq!(rsc.cache(), "MISS");
+    assert_eq!(b.client.get("/blog/a").header("rsc", "1").await.cache(), "HIT");
+
+    revalidate(&a, "path=/blog/a").await;
+    eventually(500, "B's RSC payload of the path to go stale", async || {
+        b.client.get("/blog/a").header("rsc", "1").await.cache() == "STALE"
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_redis_costs_a_request_at_most_the_timeout() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new().start().await;
+    let toml = CONFIG
+        .replace("{redis}", &redis.url())
+        .replace("timeout = \"500ms\"", "timeout = \"100ms\"");
+    let a = spawn_proxy_with(&toml, &origin, |_| {}).await;
+    wait_until_up(&a).await;
+    a.client.get("/blog/a").await;
+
+    // Redis accepts connections but answers nothing for two seconds.
+    let mut conn = redis.connection().await;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2000)
+        .query_async(&mut conn)
+        .await
+        .expect("pause redis");
+    let cached = within(300, "a cached page while redis hangs", a.client.get("/blog/a")).await;
+    assert_eq!(cached.cache(), "HIT", "a hit never touches redis");
+    let fresh = within(1000, "a miss while redis hangs", a.client.get("/blog/new")).await;
+    assert_eq!((fresh.status, fresh.cache()), (StatusCode::OK, "MISS"));
+    assert_eq!(
+        a.proxy.redis_state(),
+        Some(RedisState::Down),
+        "the slow answer counts as an outage"
+    );
+    let next = within(300, "a miss once redis is known down", a.client.get("/blog/next")).await;
+    assert_eq!(next.cache(), "MISS", "no second wait: redis is skipped while down");
+    wait_until_up(&a).await;
+    a.shutdown().await;
+}
