@@ -45,6 +45,38 @@ async fn instance(redis: &RedisServer, origin: &OriginHandle) -> ProxyHandle {
     proxy
 }
 
+/// Two instances sharing one Redis in front of one origin.
+struct Fleet {
+    redis: RedisServer,
+    origin: OriginHandle,
+    a: ProxyHandle,
+    b: ProxyHandle,
+}
+
+impl Fleet {
+    async fn shutdown(self) {
+        self.a.shutdown().await;
+        self.b.shutdown().await;
+    }
+
+    async fn start(origin: TestOrigin) -> Self {
+        let redis = RedisServer::start().await;
+        let origin = origin.start().await;
+        let a = instance(&redis, &origin).await;
+        let b = instance(&redis, &origin).await;
+        Self { redis, origin, a, b }
+    }
+}
+
+/// Waits until `proxy` answers `path` with the origin's `n`th render.
+async fn eventually_serves(proxy: &ProxyHandle, path: &str, n: usize, ms: u64) {
+    let expected = render(path, n);
+    eventually(ms, &format!("{path} render {n}"), async || {
+        proxy.client.get(path).await.text == expected
+    })
+    .await;
+}
+
 async fn wait_until_up(proxy: &ProxyHandle) {
     eventually(5000, "the instance to connect to redis", async || {
         proxy.proxy.redis_state() == Some(RedisState::Up)
@@ -55,6 +87,14 @@ async fn wait_until_up(proxy: &ProxyHandle) {
 /// Waits for the instance's queued Redis writes (they are write-behind).
 async fn flushed(proxy: &ProxyHandle) {
     within(3000, "queued redis writes", proxy.proxy.cache().flush()).await;
+}
+
+/// Renders `path` through `a` and checks that `b` serves it from Redis (HIT, no render of its own).
+async fn share(a: &ProxyHandle, b: &ProxyHandle, path: &str) {
+    a.client.get(path).await;
+    flushed(a).await;
+    let shared = b.client.get(path).await;
+    assert_eq!(shared.cache(), "HIT", "{path} rendered by A is a hit on B");
 }
 
 async fn revalidate(proxy: &ProxyHandle, query: &str) -> serde_json::Value {
@@ -73,17 +113,15 @@ fn render(path: &str, n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_page_rendered_through_one_instance_is_a_hit_on_the_other() {
-    let redis = RedisServer::start().await;
-    let origin = TestOrigin::new().start().await;
-    let a = instance(&redis, &origin).await;
-    let b = instance(&redis, &origin).await;
+    let fleet = Fleet::start(TestOrigin::new()).await;
+    let (origin, a, b) = (&fleet.origin, &fleet.a, &fleet.b);
 
     let first = a.client.get("/blog/a").await;
     assert_eq!(
         (first.cache(), first.text.as_str()),
         ("MISS", render("/blog/a", 1).as_str())
     );
-    flushed(&a).await;
+    flushed(a).await;
 
     let shared = b.client.get("/blog/a").await;
     assert_eq!(shared.status, StatusCode::OK);
@@ -95,73 +133,58 @@ async fn a_page_rendered_through_one_instance_is_a_hit_on_the_other() {
         "the second instance must not render the page again"
     );
     assert_eq!(b.client.get("/blog/a").await.cache(), "HIT", "now in B's memory");
-    a.shutdown().await;
-    b.shutdown().await;
+    fleet.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revalidating_a_path_on_one_instance_reaches_the_other() {
-    let redis = RedisServer::start().await;
-    let origin = TestOrigin::new().start().await;
-    let a = instance(&redis, &origin).await;
-    let b = instance(&redis, &origin).await;
-    a.client.get("/blog/a").await;
-    flushed(&a).await;
-    assert_eq!(b.client.get("/blog/a").await.text, render("/blog/a", 1));
+    let fleet = Fleet::start(TestOrigin::new()).await;
+    let (origin, a, b) = (&fleet.origin, &fleet.a, &fleet.b);
+    share(a, b, "/blog/a").await;
 
-    let report = revalidate(&a, "path=/blog/a").await;
+    let report = revalidate(a, "path=/blog/a").await;
     assert_eq!(report["paths"]["/blog/a"], "regenerated");
-    eventually(500, "B to serve the regenerated page", async || {
-        b.client.get("/blog/a").await.text == render("/blog/a", 2)
-    })
-    .await;
+    eventually_serves(b, "/blog/a", 2, 500).await;
     assert_eq!(
         origin.renders("/blog/a"),
         2,
         "B picks the new page up from Redis, not from the origin"
     );
-    a.shutdown().await;
-    b.shutdown().await;
+    fleet.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn purging_a_path_on_one_instance_removes_it_everywhere() {
-    let redis = RedisServer::start().await;
-    let origin = TestOrigin::new().start().await;
-    let a = instance(&redis, &origin).await;
-    let b = instance(&redis, &origin).await;
-    a.client.get("/blog/a").await;
-    flushed(&a).await;
-    assert_eq!(b.client.get("/blog/a").await.cache(), "HIT");
+    let fleet = Fleet::start(TestOrigin::new()).await;
+    let (origin, a, b) = (&fleet.origin, &fleet.a, &fleet.b);
+    share(a, b, "/blog/a").await;
 
-    let report = revalidate(&b, "path=/blog/a&purge=1").await;
+    let report = revalidate(b, "path=/blog/a&purge=1").await;
     assert_eq!(report["paths"]["/blog/a"], "purged");
     eventually(500, "A to forget the purged page", async || {
         a.client.get("/blog/a").await.cache() == "MISS"
     })
     .await;
     assert_eq!(origin.renders("/blog/a"), 2);
-    a.shutdown().await;
-    b.shutdown().await;
+    fleet.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tag_revalidation_on_one_instance_marks_the_others_pages_stale() {
-    let redis = RedisServer::start().await;
-    let origin = TestOrigin::new()
-        .header("/blog/a", "x-isr-tags", "blog")
-        .header("/blog/b", "x-isr-tags", "blog")
-        .start()
-        .await;
-    let a = instance(&redis, &origin).await;
-    let b = instance(&redis, &origin).await;
+    let fleet = Fleet::start(TestOrigin::new().header("/blog/a", "x-isr-tags", "blog").header(
+        "/blog/b",
+        "x-isr-tags",
+        "blog",
+    ))
+    .await;
+    let (origin, a, b) = (&fleet.origin, &fleet.a, &fleet.b);
     a.client.get("/blog/a").await;
     // Only A has /blog/b: B's tag revalidation must reach it through Redis's tag index.
     a.client.get("/blog/b").await;
-    flushed(&a).await;
+    flushed(a).await;
     assert_eq!(b.client.get("/blog/a").await.cache(), "HIT");
 
-    let report = revalidate(&b, "tag=blog").await;
+    let report = revalidate(b, "tag=blog").await;
     assert_eq!(report["tags"]["blog"], 2, "Redis knows both tagged pages: {report}");
     // The announcement reaches A asynchronously; until it does, A answers HIT (which changes nothing).
     eventually(500, "A to learn of B's tag revalidation", async || {
@@ -175,30 +198,19 @@ async fn tag_revalidation_on_one_instance_marks_the_others_pages_stale() {
     })
     .await;
 
-    for (proxy, path) in [(&a, "/blog/a"), (&b, "/blog/a"), (&b, "/blog/b")] {
-        eventually(2000, "the regenerated page everywhere", async || {
-            proxy.client.get(path).await.text == render(path, 2)
-        })
-        .await;
+    for (proxy, path) in [(a, "/blog/a"), (b, "/blog/a"), (b, "/blog/b")] {
+        eventually_serves(proxy, path, 2, 2000).await;
     }
     assert_eq!(origin.renders("/blog/a"), 2, "one regeneration for the fleet");
     assert_eq!(origin.renders("/blog/b"), 2, "one regeneration for the fleet");
-    a.shutdown().await;
-    b.shutdown().await;
+    fleet.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_stale_requests_on_two_instances_regenerate_once() {
-    let redis = RedisServer::start().await;
-    let origin = TestOrigin::new()
-        .latency("/blog/a", Duration::from_millis(150))
-        .start()
-        .await;
-    let a = instance(&redis, &origin).await;
-    let b = instance(&redis, &origin).await;
-    a.client.get("/blog/a").await;
-    flushed(&a).await;
-    assert_eq!(b.client.get("/blog/a").await.cache(), "HIT");
+    let fleet = Fleet::start(TestOrigin::new().latency("/blog/a", Duration::from_millis(150))).await;
+    let (origin, a, b) = (&fleet.origin, &fleet.a, &fleet.b);
+    share(a, b, "/blog/a").await;
     a.clock.advance(Duration::from_secs(61));
     b.clock.advance(Duration::from_secs(61));
 
@@ -212,30 +224,21 @@ async fn concurrent_stale_requests_on_two_instances_regenerate_once() {
         assert_eq!(response.status, StatusCode::OK);
         assert_eq!(response.cache(), "STALE", "stale pages are served at once");
     }
-    for proxy in [&a, &b] {
-        eventually(3000, "the regenerated page on both instances", async || {
-            proxy.client.get("/blog/a").await.text == render("/blog/a", 2)
-        })
-        .await;
+    for proxy in [a, b] {
+        eventually_serves(proxy, "/blog/a", 2, 3000).await;
     }
     assert_eq!(
         origin.renders("/blog/a"),
         2,
         "2 instances x 50 stale requests must share one regeneration"
     );
-    a.shutdown().await;
-    b.shutdown().await;
+    fleet.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_misses_on_two_instances_render_once() {
-    let redis = RedisServer::start().await;
-    let origin = TestOrigin::new()
-        .latency("/blog/a", Duration::from_millis(150))
-        .start()
-        .await;
-    let a = instance(&redis, &origin).await;
-    let b = instance(&redis, &origin).await;
+    let fleet = Fleet::start(TestOrigin::new().latency("/blog/a", Duration::from_millis(150))).await;
+    let (origin, a, b) = (&fleet.origin, &fleet.a, &fleet.b);
 
     let mut requests = JoinSet::new();
     for i in 0..100 {
@@ -252,8 +255,7 @@ async fn concurrent_misses_on_two_instances_render_once() {
         1,
         "100 misses on 2 instances must share one render"
     );
-    a.shutdown().await;
-    b.shutdown().await;
+    fleet.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -300,16 +302,12 @@ async fn a_crashed_holders_lock_expires_and_the_page_is_rendered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_outage_never_fails_a_request_and_sharing_resumes() {
-    let mut redis = RedisServer::start().await;
-    let origin = TestOrigin::new().start().await;
-    let a = instance(&redis, &origin).await;
-    let b = instance(&redis, &origin).await;
-    a.client.get("/blog/a").await;
-    flushed(&a).await;
-    assert_eq!(b.client.get("/blog/a").await.cache(), "HIT");
+    let mut fleet = Fleet::start(TestOrigin::new()).await;
+    let (origin, a, b) = (&fleet.origin, &fleet.a, &fleet.b);
+    share(a, b, "/blog/a").await;
 
-    redis.kill();
-    for proxy in [&a, &b] {
+    fleet.redis.kill();
+    for proxy in [a, b] {
         let cached = within(1000, "a cached page during the outage", proxy.client.get("/blog/a")).await;
         assert_eq!(
             (cached.status, cached.cache()),
@@ -325,43 +323,35 @@ async fn redis_outage_never_fails_a_request_and_sharing_resumes() {
     );
     let other = within(2000, "a miss during the outage", b.client.get("/blog/other")).await;
     assert_eq!((other.status, other.cache()), (StatusCode::OK, "MISS"));
-    for proxy in [&a, &b] {
+    for proxy in [a, b] {
         eventually(3000, "the outage to show", async || {
             proxy.proxy.redis_state() == Some(RedisState::Down)
         })
         .await;
     }
 
-    redis.restart().await;
-    wait_until_up(&a).await;
-    wait_until_up(&b).await;
-    a.client.get("/blog/c").await;
-    flushed(&a).await;
-    let shared = b.client.get("/blog/c").await;
-    assert_eq!(shared.cache(), "HIT", "sharing resumed after the restart");
+    fleet.redis.restart().await;
+    wait_until_up(a).await;
+    wait_until_up(b).await;
+    share(a, b, "/blog/c").await;
     assert_eq!(origin.renders("/blog/c"), 1);
-    a.shutdown().await;
-    b.shutdown().await;
+    fleet.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revalidation_made_during_an_outage_reaches_the_other_instance_afterwards() {
-    let mut redis = RedisServer::start().await;
-    let origin = TestOrigin::new().start().await;
-    let a = instance(&redis, &origin).await;
-    let b = instance(&redis, &origin).await;
-    a.client.get("/blog/a").await;
-    flushed(&a).await;
-    assert_eq!(b.client.get("/blog/a").await.text, render("/blog/a", 1));
+    let mut fleet = Fleet::start(TestOrigin::new()).await;
+    let (origin, a, b) = (&fleet.origin, &fleet.a, &fleet.b);
+    share(a, b, "/blog/a").await;
 
-    redis.kill();
-    for proxy in [&a, &b] {
+    fleet.redis.kill();
+    for proxy in [a, b] {
         eventually(3000, "the outage to show", async || {
             proxy.proxy.redis_state() == Some(RedisState::Down)
         })
         .await;
     }
-    let report = revalidate(&a, "path=/blog/a").await;
+    let report = revalidate(a, "path=/blog/a").await;
     assert_eq!(report["paths"]["/blog/a"], "regenerated");
     assert_eq!(
         b.client.get("/blog/a").await.text,
@@ -369,14 +359,10 @@ async fn a_revalidation_made_during_an_outage_reaches_the_other_instance_afterwa
         "B cannot know yet"
     );
 
-    redis.restart().await;
-    eventually(5000, "B to serve the page regenerated during the outage", async || {
-        b.client.get("/blog/a").await.text == render("/blog/a", 2)
-    })
-    .await;
+    fleet.redis.restart().await;
+    eventually_serves(b, "/blog/a", 2, 5000).await;
     assert_eq!(origin.renders("/blog/a"), 2);
-    a.shutdown().await;
-    b.shutdown().await;
+    fleet.shutdown().await;
 }
 
 fn page(body: &'static str, generated_at: SystemTime) -> Arc<Entry> {
@@ -433,21 +419,18 @@ async fn an_older_page_never_replaces_a_newer_one_in_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revalidating_a_path_marks_the_other_instances_rsc_variants_stale() {
-    let redis = RedisServer::start().await;
-    let origin = TestOrigin::new().start().await;
-    let a = instance(&redis, &origin).await;
-    let b = instance(&redis, &origin).await;
+    let fleet = Fleet::start(TestOrigin::new()).await;
+    let (a, b) = (&fleet.a, &fleet.b);
     let rsc = b.client.get("/blog/a").header("rsc", "1").await;
     assert_eq!(rsc.cache(), "MISS");
     assert_eq!(b.client.get("/blog/a").header("rsc", "1").await.cache(), "HIT");
 
-    revalidate(&a, "path=/blog/a").await;
+    revalidate(a, "path=/blog/a").await;
     eventually(500, "B's RSC payload of the path to go stale", async || {
         b.client.get("/blog/a").header("rsc", "1").await.cache() == "STALE"
     })
     .await;
-    a.shutdown().await;
-    b.shutdown().await;
+    fleet.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -35,6 +35,8 @@ pub(super) async fn take_turn(inner: &Inner, key: &CacheKey, recheck: Recheck, s
         return Turn::Render(None);
     };
     let deadline = tokio::time::Instant::now() + redis.lock_ttl();
+    // The generation last read in full and found wanting, so a poll reads a page's body only once.
+    let mut rejected: Option<SystemTime> = None;
     loop {
         match redis.try_lock(key).await {
             LockAttempt::Acquired(guard) => {
@@ -56,10 +58,14 @@ pub(super) async fn take_turn(inner: &Inner, key: &CacheKey, recheck: Recheck, s
             let Some(probe) = redis.probe(key).await else {
                 return Turn::Render(None);
             };
-            if probe.generated_at.is_some_and(|at| is_newer(at, recheck, started))
-                && let Some(entry) = newer_shared(inner, redis, key, recheck, started).await
+            if let Some(at) = probe.generated_at
+                && is_newer(at, recheck, started)
+                && rejected != Some(at)
             {
-                return Turn::Shared(entry);
+                match newer_shared(inner, redis, key, recheck, started).await {
+                    Some(entry) => return Turn::Shared(entry),
+                    None => rejected = Some(at),
+                }
             }
             if !probe.locked {
                 break;

@@ -32,6 +32,8 @@
 //! The scripts touch keys they did not declare (tag members), so this tier needs a standalone Redis (or a
 //! single-shard deployment), not Redis Cluster.
 
+mod health;
+mod lock;
 mod message;
 mod scripts;
 mod subscriber;
@@ -39,7 +41,7 @@ mod writer;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
@@ -48,6 +50,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::cache::store::codec;
 use crate::cache::store::{ApplyInvalidation, BoxFuture, Invalidation, Store};
 use crate::cache::{CacheKey, Entry};
+use health::{Failure, Outage};
+pub use lock::{FleetLockGuard, LockAttempt, Probe};
 use writer::Job;
 
 /// Queued writes before new ones are dropped (and counted): a slow Redis must not grow memory without bound.
@@ -56,8 +60,6 @@ const QUEUE_CAPACITY: usize = 4096;
 const MIN_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the revalidation endpoint waits for a purge or tag invalidation to be confirmed.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
-/// At most one "redis unavailable" log line per this interval while it stays down.
-const OUTAGE_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Whether the shared tier works right now, for health checks and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,53 +108,6 @@ impl fmt::Debug for RedisOptions {
 #[error("cannot use redis: {0}")]
 pub struct RedisError(#[from] redis::RedisError);
 
-/// What one look at a page's lock and generation found (see [`RedisStore::probe`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Probe {
-    /// When the page stored in Redis was generated, if one is stored.
-    pub generated_at: Option<SystemTime>,
-    /// Whether some instance holds the page's regeneration lock.
-    pub locked: bool,
-}
-
-/// The outcome of [`RedisStore::try_lock`].
-#[derive(Debug)]
-pub enum LockAttempt {
-    /// This instance may regenerate the page; the lock is released when the guard drops.
-    Acquired(FleetLockGuard),
-    /// Another instance is regenerating it.
-    Held,
-    /// Redis is down or slow: regenerate without the lock (a duplicate render beats a stuck page).
-    Unavailable,
-}
-
-/// Holds a page's fleet-wide regeneration lock; dropping it releases the lock (after the page's queued write,
-/// so whoever sees the lock gone finds the new page in Redis). A crashed holder's lock expires after `lock_ttl`.
-pub struct FleetLockGuard {
-    jobs: mpsc::Sender<Job>,
-    lock_key: String,
-    token: String,
-}
-
-impl fmt::Debug for FleetLockGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FleetLockGuard")
-            .field("lock_key", &self.lock_key)
-            .finish()
-    }
-}
-
-impl Drop for FleetLockGuard {
-    fn drop(&mut self) {
-        let release = Job::Release {
-            lock_key: std::mem::take(&mut self.lock_key),
-            token: std::mem::take(&mut self.token),
-        };
-        // A full queue leaves the lock to expire on its own.
-        let _ = self.jobs.try_send(release);
-    }
-}
-
 /// Redis key names under the configured prefix.
 #[derive(Clone)]
 struct Keys {
@@ -199,40 +154,6 @@ struct Shared {
     dropped_writes: AtomicU64,
 }
 
-#[derive(Default)]
-struct Outage {
-    since: Option<Instant>,
-    last_log: Option<Instant>,
-}
-
-/// A failed Redis operation.
-#[derive(Debug)]
-enum Failure {
-    Timeout(Duration),
-    Redis(redis::RedisError),
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Timeout(budget) => write!(f, "no answer within {budget:?}"),
-            Self::Redis(err) => write!(f, "{err}"),
-        }
-    }
-}
-
-impl Failure {
-    /// Whether the failure says Redis is unreachable or too slow (rather than that it refused one command).
-    fn is_outage(&self) -> bool {
-        match self {
-            Self::Timeout(_) => true,
-            Self::Redis(err) => {
-                err.is_io_error() || err.is_connection_dropped() || err.is_timeout() || err.is_connection_refusal()
-            }
-        }
-    }
-}
-
 impl Shared {
     fn is_up(&self) -> bool {
         *self.up.borrow()
@@ -240,49 +161,6 @@ impl Shared {
 
     fn write_timeout(&self) -> Duration {
         self.timeout.max(MIN_WRITE_TIMEOUT)
-    }
-
-    /// Runs one command within `budget`; a failure that says Redis is unusable marks the tier down.
-    async fn run<T>(&self, budget: Duration, op: impl Future<Output = redis::RedisResult<T>>) -> Result<T, Failure> {
-        let failure = match tokio::time::timeout(budget, op).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(err)) => Failure::Redis(err),
-            Err(_) => Failure::Timeout(budget),
-        };
-        if failure.is_outage() {
-            self.mark_down(&failure);
-        } else {
-            tracing::warn!(error = %failure, "redis command failed");
-        }
-        Err(failure)
-    }
-
-    /// Records an outage: logged when it starts and then once per [`OUTAGE_LOG_INTERVAL`].
-    fn mark_down(&self, failure: &dyn fmt::Display) {
-        let was_up = self.up.send_replace(false);
-        let now = Instant::now();
-        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
-        let since = *outage.since.get_or_insert(now);
-        let due = outage
-            .last_log
-            .is_none_or(|last| now.duration_since(last) >= OUTAGE_LOG_INTERVAL);
-        if was_up || due {
-            outage.last_log = Some(now);
-            tracing::warn!(
-                error = %failure,
-                down_for_s = now.duration_since(since).as_secs(),
-                "redis unavailable; serving from memory, disk and the origin until it answers again"
-            );
-        }
-    }
-
-    fn mark_up(&self) {
-        if !self.up.send_replace(true) {
-            let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
-            let down_for = outage.since.take().map(|since| since.elapsed()).unwrap_or_default();
-            outage.last_log = None;
-            tracing::info!(down_for_ms = down_for.as_millis() as u64, "redis connected");
-        }
     }
 
     fn next_token(&self) -> String {
@@ -309,7 +187,7 @@ impl RedisStore {
             // Budgets are applied per operation, so a large write is not cut short by a lookup's budget.
             .set_response_timeout(None)
             .set_number_of_retries(1)
-            .set_max_delay(subscriber::RECONNECT_INTERVAL);
+            .set_max_delay(health::RECONNECT_INTERVAL);
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let (stop, stopped) = watch::channel(());
@@ -329,7 +207,7 @@ impl RedisStore {
             dropped_writes: AtomicU64::new(0),
         });
         tokio::spawn(writer::run(shared.clone(), queue));
-        tokio::spawn(subscriber::check_health(shared.clone(), stopped.clone()));
+        tokio::spawn(health::check_health(shared.clone(), stopped.clone()));
         tokio::spawn(subscriber::listen(shared.clone(), apply, stopped));
         Ok(Self {
             shared,
@@ -359,62 +237,6 @@ impl RedisStore {
     /// Writes dropped because the queue was full or the outage backlog overflowed.
     pub fn dropped_writes(&self) -> u64 {
         self.shared.dropped_writes.load(Ordering::Relaxed)
-    }
-
-    /// How long a regeneration lock lives if its holder never releases it.
-    pub fn lock_ttl(&self) -> Duration {
-        self.shared.lock_ttl
-    }
-
-    /// Tries to take `key`'s fleet-wide regeneration lock (`SET NX PX` with a token only this holder knows).
-    pub async fn try_lock(&self, key: &CacheKey) -> LockAttempt {
-        let shared = &self.shared;
-        if !shared.is_up() {
-            return LockAttempt::Unavailable;
-        }
-        let lock_key = shared.keys.lock(key);
-        let token = shared.next_token();
-        let ttl_ms = u64::try_from(shared.lock_ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut conn = shared.conn.clone();
-        let mut set = redis::cmd("SET");
-        let set = set
-            .arg(&lock_key)
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms)
-            .query_async::<Option<String>>(&mut conn);
-        match shared.run(shared.timeout, set).await {
-            Ok(Some(_)) => LockAttempt::Acquired(FleetLockGuard {
-                jobs: self.jobs.clone(),
-                lock_key,
-                token,
-            }),
-            Ok(None) => LockAttempt::Held,
-            Err(_) => LockAttempt::Unavailable,
-        }
-    }
-
-    /// Looks at `key`'s stored generation and lock in one round trip, without reading the page; `None` when
-    /// Redis is unavailable.
-    pub async fn probe(&self, key: &CacheKey) -> Option<Probe> {
-        let shared = &self.shared;
-        if !shared.is_up() {
-            return None;
-        }
-        let mut conn = shared.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.cmd("HGET")
-            .arg(shared.keys.page(key))
-            .arg("g")
-            .cmd("EXISTS")
-            .arg(shared.keys.lock(key));
-        let (generated_ms, locked): (Option<u64>, bool) =
-            shared.run(shared.timeout, pipe.query_async(&mut conn)).await.ok()?;
-        Some(Probe {
-            generated_at: generated_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
-            locked,
-        })
     }
 
     /// Tells every instance that `key` was regenerated on demand (after the page's queued write).

@@ -1,41 +1,15 @@
-//! The background tasks that keep an instance in touch with Redis: the health check, which brings the tier
-//! back up after an outage, and the invalidation listener, which applies other instances' invalidations to
-//! this one's memory and drops it when some may have been missed while disconnected.
+//! The invalidation listener: applies other instances' invalidations to this one's memory, and drops it when
+//! some may have been missed while disconnected (the epoch check).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
+use super::health::RECONNECT_INTERVAL;
 use super::{Failure, Shared, message};
 use crate::cache::store::{ApplyInvalidation, Invalidation};
-
-/// Gap between reconnection attempts while Redis is down: short, so sharing resumes soon after it returns.
-pub(super) const RECONNECT_INTERVAL: Duration = Duration::from_millis(250);
-/// Gap between health checks while Redis is up.
-const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Pings Redis: immediately, then every [`HEALTH_INTERVAL`] while it answers and every
-/// [`RECONNECT_INTERVAL`] while it does not. A ping that answers brings the tier up.
-pub(super) async fn check_health(shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
-    loop {
-        let mut conn = shared.conn.clone();
-        let ping = redis::cmd("PING");
-        let ping = ping.query_async::<String>(&mut conn);
-        let budget = shared.write_timeout();
-        let healthy = shared.run(budget, ping).await.is_ok();
-        if healthy {
-            shared.mark_up();
-        }
-        let pause = if healthy { HEALTH_INTERVAL } else { RECONNECT_INTERVAL };
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
 
 /// Subscribes to the invalidation channel, resubscribing after every disconnection, until the store drops.
 pub(super) async fn listen(shared: Arc<Shared>, apply: ApplyInvalidation, mut stop: watch::Receiver<()>) {
