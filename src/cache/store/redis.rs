@@ -30,7 +30,8 @@
 //! reads pages from Redis again. This costs one L2 read per page afterwards, never an origin render.
 //!
 //! The scripts touch keys they did not declare (tag members), so this tier needs a standalone Redis (or a
-//! single-shard deployment), not Redis Cluster.
+//! single-shard deployment), not Redis Cluster. Generation times come from each instance's clock, so the
+//! fleet's clocks should agree (NTP) to well under a page's `revalidate`.
 
 mod health;
 mod lock;
