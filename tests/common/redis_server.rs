@@ -18,14 +18,20 @@ pub(crate) struct RedisServer {
 impl RedisServer {
     /// Starts a Redis and waits until it answers.
     pub(crate) async fn start() -> Self {
-        let port = {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-            listener.local_addr().expect("local address").port()
-        };
         let dir = tempfile::tempdir().expect("temp dir for redis");
-        let mut server = Self { port, dir, child: None };
-        server.spawn().await;
-        server
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        // The port was free a moment ago; if something took it meanwhile, redis-server exits: try another.
+        for _ in 0..3 {
+            if server.spawn().await {
+                return server;
+            }
+            server.port = free_port();
+        }
+        panic!("redis-server could not bind a free loopback port three times");
     }
 
     /// `redis://127.0.0.1:<port>/0`.
@@ -44,7 +50,11 @@ impl RedisServer {
     /// Starts it again on the same port, empty.
     pub(crate) async fn restart(&mut self) {
         self.kill();
-        self.spawn().await;
+        assert!(
+            self.spawn().await,
+            "redis-server could not bind port {} again",
+            self.port
+        );
     }
 
     /// A plain client connection, for looking at or planting keys.
@@ -56,7 +66,8 @@ impl RedisServer {
             .expect("connect to the test redis")
     }
 
-    async fn spawn(&mut self) {
+    /// Starts the server on `self.port` and waits until it answers; `false` if it exited (port taken).
+    async fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -71,14 +82,18 @@ impl RedisServer {
                      install it with `apt-get update && apt-get install -y redis-server` (.ci/run does)"
                 )
             });
-        self.child = Some(child);
         let client = redis::Client::open(self.url()).expect("redis url");
+        let child = self.child.insert(child);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
+            if child.try_wait().ok().flatten().is_some() {
+                self.child = None;
+                return false;
+            }
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await
                 && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
             {
-                return;
+                return true;
             }
             assert!(
                 Instant::now() < deadline,
@@ -88,6 +103,11 @@ impl RedisServer {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
 }
 
 impl Drop for RedisServer {
