@@ -246,6 +246,15 @@ impl Cache {
         self.evictions.load(Ordering::Relaxed)
     }
 
+    /// Each lower tier's name and whether it is up, in lookup order (for `/health`).
+    pub fn tier_states(&self) -> Vec<(&'static str, bool)> {
+        let shared = self.shared.iter().map(|store| store.as_ref() as &dyn Store);
+        shared
+            .chain(self.tiers.iter().map(AsRef::as_ref))
+            .map(|tier| (tier.name(), tier.is_up()))
+            .collect()
+    }
+
     /// Applies moka's pending housekeeping (evictions, counters); for tests and metrics.
     pub async fn run_pending_tasks(&self) {
         self.entries.run_pending_tasks().await;

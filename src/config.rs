@@ -43,6 +43,25 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub const DEFAULT_KEEP_NAMESPACES: usize = 3;
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send a whole request head once it starts one (or once it connects): short enough that a
+/// slowloris client holding thousands of half-sent heads frees its connections quickly, long enough for a phone on
+/// a bad network.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a keep-alive connection may sit with no request in progress. Above the 60 s idle timeout of common
+/// load balancers (AWS ALB, GCP), so the balancer, not isr-proxy, closes idle connections first: the other way
+/// round, a request racing the close gets a 502 from the balancer.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Largest request head (request line and headers) accepted; larger ones get 431. Browsers send a few KiB; this
+/// leaves room for large cookies without letting one client pin a large buffer.
+pub const DEFAULT_MAX_HEADER_SIZE: u64 = 64 * 1024;
+/// The smallest `server.max_header_size` hyper's HTTP/1 reader accepts.
+pub const MIN_MAX_HEADER_SIZE: u64 = 8 * 1024;
+/// Upper bound of `origin.max_connections` and `server.max_connections`: far above any real limit, far below
+/// what a semaphore can count.
+pub const MAX_CONNECTION_LIMIT: usize = 1_000_000;
+/// Client connections served at once; more wait in the kernel's accept queue. Keep it under the process's
+/// file-descriptor limit minus `origin.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Default path of the on-demand revalidation endpoint.
 pub const DEFAULT_REVALIDATE_PATH: &str = "/_isr/revalidate";
 /// Default environment variable holding the revalidation secret.
@@ -121,8 +140,17 @@ pub struct Config {
     pub prerender: PrerenderConfig,
     /// Placeholder behaviour (`fallback = true`).
     pub fallback: FallbackConfig,
+    /// The admin listener (`/metrics`, `/health`).
+    pub admin: AdminConfig,
     /// Per-route rules.
     pub routes: RouteTable,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    /// Address of the admin listener; `None` (the default) runs none.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[origin]`.
@@ -202,11 +230,31 @@ pub struct DiskConfig {
     pub keep_namespaces: usize,
 }
 
-/// `[server]`.
+/// `[server]`: the public listener's behaviour and its limits against slow or greedy clients.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Drain budget on shutdown.
     pub shutdown_timeout: Duration,
+    /// Time to receive a whole request head, from its first byte (or from the connection's start).
+    pub header_read_timeout: Duration,
+    /// Time a connection may stay open with no request in progress.
+    pub idle_timeout: Duration,
+    /// Largest request head in bytes (HTTP/1: request line and headers; HTTP/2: the decoded header list).
+    pub max_header_size: u64,
+    /// Client connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_header_size: DEFAULT_MAX_HEADER_SIZE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// `[revalidate]`.
@@ -291,6 +339,8 @@ struct RawConfig {
     prerender: RawPrerender,
     #[serde(default)]
     fallback: RawFallback,
+    #[serde(default)]
+    admin: RawAdmin,
     #[serde(default, rename = "route")]
     routes: Vec<RawRoute>,
 }
@@ -347,6 +397,16 @@ struct RawRedis {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     shutdown_timeout: Option<HumanDuration>,
+    header_read_timeout: Option<HumanDuration>,
+    idle_timeout: Option<HumanDuration>,
+    max_header_size: Option<ByteCount>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Deserialize, Default)]
@@ -384,8 +444,8 @@ impl RawConfig {
         let line_of = |span: std::ops::Range<usize>| Some(text[..span.start.min(text.len())].lines().count().max(1));
         let default_expire = self.cache.expire.map_or(DEFAULT_EXPIRE, |d| d.0);
         let max_connections = self.origin.max_connections.unwrap_or(DEFAULT_ORIGIN_MAX_CONNECTIONS);
-        if max_connections == 0 {
-            return Err(invalid("origin.max_connections", None, "must be at least 1"));
+        if !(1..=MAX_CONNECTION_LIMIT).contains(&max_connections) {
+            return Err(invalid("origin.max_connections", None, "must be between 1 and 1000000"));
         }
         let max_size = self.cache.max_size.map_or(DEFAULT_MAX_SIZE, |b| b.0);
         let max_entry_size = self.cache.max_entry_size.map_or(DEFAULT_MAX_ENTRY_SIZE, |b| b.0);
@@ -545,6 +605,7 @@ impl RawConfig {
             .revalidate
             .token_env
             .unwrap_or_else(|| DEFAULT_TOKEN_ENV.to_owned());
+        let server = self.server.validate()?;
         let tags_header = match self.revalidate.tags_header {
             Some(h) => HeaderName::from_bytes(h.get_ref().as_bytes())
                 .map_err(|_| invalid("revalidate.tags_header", line_of(h.span()), "not a valid header name"))?,
@@ -572,9 +633,7 @@ impl RawConfig {
                 disk,
                 redis,
             },
-            server: ServerConfig {
-                shutdown_timeout: self.server.shutdown_timeout.map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
-            },
+            server,
             revalidate: RevalidateConfig {
                 path: revalidate_path,
                 token: Token::from_env(&token_env),
@@ -591,6 +650,9 @@ impl RawConfig {
                     .fallback
                     .crawlers
                     .unwrap_or_else(|| DEFAULT_CRAWLERS.iter().map(|c| (*c).to_owned()).collect()),
+            },
+            admin: AdminConfig {
+                listen: self.admin.listen,
             },
             routes,
         })
@@ -663,6 +725,39 @@ impl RawRedis {
             key_prefix,
             lock_ttl,
             timeout,
+        })
+    }
+}
+
+impl RawServer {
+    fn validate(self) -> Result<ServerConfig, ConfigError> {
+        let nonzero = |key: &str, value: Option<HumanDuration>, default: Duration| match value {
+            Some(d) if d.0.is_zero() => Err(invalid(key, None, "must be above zero")),
+            Some(d) => Ok(d.0),
+            None => Ok(default),
+        };
+        let max_header_size = self.max_header_size.map_or(DEFAULT_MAX_HEADER_SIZE, |b| b.0);
+        if !(MIN_MAX_HEADER_SIZE..=u64::from(u32::MAX)).contains(&max_header_size) {
+            return Err(invalid(
+                "server.max_header_size",
+                None,
+                "must be between 8KiB (hyper's smallest read buffer) and 4GiB",
+            ));
+        }
+        let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if !(1..=MAX_CONNECTION_LIMIT).contains(&max_connections) {
+            return Err(invalid("server.max_connections", None, "must be between 1 and 1000000"));
+        }
+        Ok(ServerConfig {
+            shutdown_timeout: self.shutdown_timeout.map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
+            header_read_timeout: nonzero(
+                "server.header_read_timeout",
+                self.header_read_timeout,
+                DEFAULT_HEADER_READ_TIMEOUT,
+            )?,
+            idle_timeout: nonzero("server.idle_timeout", self.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
+            max_header_size,
+            max_connections,
         })
     }
 }

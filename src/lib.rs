@@ -5,6 +5,7 @@
 //! older one is served at once (STALE) while [`regen`] runs one background regeneration; a missing one is
 //! fetched once for all concurrent requests (single-flight) and stored if [`cacheability`] allows. [`proxy`]
 //! reads top-down as that flow; [`server`] only accepts connections; `main.rs` only parses arguments.
+pub mod admin;
 pub mod cache;
 pub mod cacheability;
 pub mod clock;
@@ -20,7 +21,8 @@ pub mod revalidate;
 pub mod route;
 pub mod server;
 
+pub use admin::run_admin;
 pub use clock::{Clock, ClockHandle};
 pub use config::Config;
 pub use proxy::Proxy;
-pub use server::run;
+pub use server::{run, run_with_limits};

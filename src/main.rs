@@ -99,9 +99,29 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
+        let admin = match config.admin.listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (`admin.listen`)"))?,
+            ),
+            None => None,
+        };
         tracing::info!(listen = %config.listen, origin = %config.origin.url, routes = config.routes.rules().len(), "isr-proxy ready");
         let proxy = Proxy::new(&config, Clock::system());
-        isr_proxy::run(listener, proxy, shutdown_signal(), config.server.shutdown_timeout).await;
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        // Started first, so `/health` shows prerendering progress while the public listener waits for it.
+        let admin = admin.map(|listener| {
+            tracing::info!(admin = ?listener.local_addr().ok(), "admin listener: /metrics, /health");
+            tokio::spawn(isr_proxy::run_admin(listener, proxy.clone(), async {
+                let _ = admin_stopped.await;
+            }))
+        });
+        isr_proxy::run_with_limits(listener, proxy, shutdown_signal(), config.server.clone()).await;
+        let _ = stop_admin.send(());
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         anyhow::Ok(())
     })?;
     tracing::info!("stopped");

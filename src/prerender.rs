@@ -5,6 +5,7 @@
 //! cached fresh (from disk or another instance) are not fetched again.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -29,22 +30,58 @@ pub struct PrerenderReport {
     pub failed: usize,
 }
 
+/// Where a prerender run is, for `/health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrerenderProgress {
+    /// Counts so far (`total` is known once the path list is read).
+    pub report: PrerenderReport,
+    /// Whether the run is over (or there was nothing to prerender).
+    pub finished: bool,
+}
+
+#[derive(Debug, Default)]
+struct Progress {
+    total: AtomicUsize,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    finished: AtomicBool,
+}
+
 /// Everything prerendering needs.
 pub struct Prerenderer {
     config: PrerenderConfig,
     routes: RouteTable,
     regen: Regenerator,
     origin: OriginClient,
+    progress: Progress,
 }
 
 impl Prerenderer {
     /// A prerenderer over `routes`' `prerender` lists and `config.paths_url`.
     pub fn new(config: PrerenderConfig, routes: RouteTable, regen: Regenerator, origin: OriginClient) -> Self {
-        Self {
+        let prerenderer = Self {
             config,
             routes,
             regen,
             origin,
+            progress: Progress::default(),
+        };
+        if !prerenderer.has_work() {
+            prerenderer.progress.finished.store(true, Ordering::Relaxed);
+        }
+        prerenderer
+    }
+
+    /// How far prerendering has got (read by `/health` while it runs).
+    pub fn progress(&self) -> PrerenderProgress {
+        let progress = &self.progress;
+        PrerenderProgress {
+            report: PrerenderReport {
+                total: progress.total.load(Ordering::Relaxed),
+                done: progress.done.load(Ordering::Relaxed),
+                failed: progress.failed.load(Ordering::Relaxed),
+            },
+            finished: progress.finished.load(Ordering::Relaxed),
         }
     }
 
@@ -88,6 +125,7 @@ impl Prerenderer {
             total: keyed.len(),
             ..PrerenderReport::default()
         };
+        self.progress.total.store(report.total, Ordering::Relaxed);
         tracing::info!(
             total = report.total,
             concurrency = self.config.concurrency,
@@ -126,7 +164,10 @@ impl Prerenderer {
                     tracing::error!(error = %err, "prerender task failed");
                 }
             }
+            self.progress.done.store(report.done, Ordering::Relaxed);
+            self.progress.failed.store(report.failed, Ordering::Relaxed);
         }
+        self.progress.finished.store(true, Ordering::Relaxed);
         tracing::info!(
             done = report.done,
             failed = report.failed,

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::AUTHORIZATION;
 use http::header::HeaderName;
@@ -24,16 +24,20 @@ use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{OriginCacheControl, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RevalidationKind, Snapshot};
 use crate::origin::OriginClient;
-use crate::prerender::Prerenderer;
+use crate::prerender::{PrerenderProgress, Prerenderer};
 use crate::regen::{Fetch, RegenOutcome, Regenerator};
 use crate::response::{
-    Body, CacheStatus, ProxyError, RequestFacts, entry_response, forwarded_response, oversized_response,
+    Body, CacheStatus, ProxyError, RequestFacts, X_ISR_CACHE, entry_response, forwarded_response, oversized_response,
     passed_response, plain,
 };
 use crate::revalidate::{PRERENDER_REVALIDATE_HEADER, Revalidator};
 use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_path};
+
+/// Tracing target of the per-request debug line: `RUST_LOG=isr_proxy::request=debug` shows only those lines
+/// (`isr_proxy=debug` shows them with everything else).
+pub const REQUEST_LOG_TARGET: &str = "isr_proxy::request";
 
 /// How long startup prerendering waits for Redis: enough to connect on a healthy network, short enough that a
 /// Redis outage delays a deployment only a little.
@@ -82,6 +86,7 @@ impl Proxy {
             cache.clone(),
             regen.clone(),
             clock.clone(),
+            metrics.clone(),
         );
         let prerenderer = Prerenderer::new(
             config.prerender.clone(),
@@ -128,6 +133,28 @@ impl Proxy {
         &self.metrics
     }
 
+    /// The figures other modules own (cache size, evictions, regenerations), read now for a scrape.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            cache_entries: self.cache.entry_count(),
+            cache_bytes: self.cache.weighted_size(),
+            cache_evictions: self.cache.eviction_count(),
+            regenerations_in_flight: u64::try_from(self.regen.in_flight_count()).unwrap_or(u64::MAX),
+            regeneration_failures: self.regen.failure_count(),
+            redis_up: self.redis_state().map(|state| state == RedisState::Up),
+        }
+    }
+
+    /// How far startup prerendering has got.
+    pub fn prerender_progress(&self) -> PrerenderProgress {
+        self.prerenderer.progress()
+    }
+
+    /// Whether the proxy serves requests: false only while `prerender.wait` holds back the listener.
+    pub fn is_ready(&self) -> bool {
+        !self.prerenderer.waits() || self.prerenderer.progress().finished
+    }
+
     /// Prerenders the listed paths: before returning when `prerender.wait` is set (so the server accepts only
     /// afterwards), else in the background.
     /// With Redis configured, prerendering first waits (briefly) for it, so pages other instances already
@@ -154,8 +181,46 @@ impl Proxy {
         self.cache.flush().await;
     }
 
-    /// Answers one request. Never fails: errors become 4xx/5xx responses.
-    pub async fn handle(&self, mut request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+    /// Answers one request. Never fails: errors become 4xx/5xx responses. Every request is counted here (by its
+    /// `x-isr-cache` value, with the time to the response head) and, at debug level on [`REQUEST_LOG_TARGET`],
+    /// logged with its route, key, cache decision and time.
+    pub async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let log = tracing::enabled!(target: REQUEST_LOG_TARGET, tracing::Level::DEBUG);
+        // Cheap clones (a standard method is inline; a URI is reference-counted), and only when logging.
+        let seen = log.then(|| (request.method().clone(), request.uri().clone()));
+        let mut matched = None;
+        let response = self.respond(request, client, &mut matched).await;
+        let elapsed = started.elapsed();
+        let cache = response.headers().get(X_ISR_CACHE);
+        self.metrics.record_request(cache, elapsed);
+        if let Some((method, uri)) = seen {
+            let (route, key) = match &matched {
+                Some(MatchedRoute { rule, key }) => (Some(rule.pattern.as_str()), Some(key)),
+                None => (None, None),
+            };
+            tracing::debug!(
+                target: REQUEST_LOG_TARGET,
+                method = %method,
+                uri = %uri,
+                route = route.unwrap_or("-"),
+                key = key.map(tracing::field::display),
+                cache = cache.and_then(|v| v.to_str().ok()).unwrap_or("NONE"),
+                status = response.status().as_u16(),
+                elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                "request"
+            );
+        }
+        response
+    }
+
+    /// The request flow; `matched` receives the route and key, when the request falls under a cached route.
+    async fn respond(
+        &self,
+        mut request: Request<Incoming>,
+        client: SocketAddr,
+        matched_out: &mut Option<MatchedRoute>,
+    ) -> Response<Body> {
         if self.revalidator.is_endpoint(request.uri().path()) {
             return self.revalidator.handle(request).await;
         }
@@ -175,13 +240,20 @@ impl Proxy {
                 self.routes.cached_route(&path, request.uri().query(), variant)
             })
             .flatten();
+        if let Some(matched) = &matched {
+            *matched_out = Some(matched.clone());
+        }
         match matched {
             Some(MatchedRoute { rule, key }) => {
                 let facts = RequestFacts::from_headers(request.headers());
-                if prerender
-                    && let RegenOutcome::Stored(entry) = self.regen.regenerate(key.clone(), rule.store_policy()).await
-                {
-                    return entry_response(&entry, CacheStatus::Revalidated, Duration::ZERO, &facts);
+                if prerender {
+                    let outcome = self.regen.regenerate(key.clone(), rule.store_policy()).await;
+                    let stored = matches!(outcome, RegenOutcome::Stored(_));
+                    let label = if stored { "regenerated" } else { "failed" };
+                    self.metrics.record_revalidation(RevalidationKind::Path, label);
+                    if let RegenOutcome::Stored(entry) = outcome {
+                        return entry_response(&entry, CacheStatus::Revalidated, Duration::ZERO, &facts);
+                    }
                 }
                 let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
                 self.serve_cached(key, &rule, &facts, crawler).await

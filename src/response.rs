@@ -111,11 +111,9 @@ pub fn entry_response(entry: &Entry, status: CacheStatus, age: Duration, request
     };
     let mut response = Response::new(body);
     *response.status_mut() = code;
+    // One clone of the stored map (no per-header hashing), then the few per-response headers.
+    *response.headers_mut() = entry.headers.clone();
     let headers = response.headers_mut();
-    headers.reserve(entry.headers.len() + 5);
-    for (name, value) in &entry.headers {
-        headers.append(name, value.clone());
-    }
     if let Some(coding) = chosen.content_encoding {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.as_str()));
         headers.insert(header::ETAG, chosen.etag.clone());
@@ -219,14 +217,25 @@ impl ProxyError {
     pub fn into_response(self) -> Response<Body> {
         let status = match &self {
             Self::Origin(err) if err.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            // Every origin slot stayed taken for `origin.queue_timeout`: isr-proxy shed the request itself.
+            Self::Origin(err) if err.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Origin(_) => StatusCode::BAD_GATEWAY,
             Self::GaveUp => {
                 tracing::error!("single-flight ended without an outcome");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            Self::BadPath(_) => StatusCode::BAD_REQUEST,
+            Self::BadPath(PathError::TooLong) => StatusCode::URI_TOO_LONG,
+            Self::BadPath(
+                PathError::NotAbsolute | PathError::EscapesRoot | PathError::BadEscape | PathError::InvalidUtf8,
+            ) => StatusCode::BAD_REQUEST,
         };
-        plain(status, &self.to_string())
+        let mut response = plain(status, &self.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

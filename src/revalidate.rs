@@ -8,6 +8,7 @@
 //! With a shared tier (Redis) every change made here reaches every instance (see `cache`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
@@ -21,6 +22,7 @@ use tokio::task::JoinSet;
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::Token;
+use crate::metrics::{Metrics, RevalidationKind};
 use crate::regen::{RegenOutcome, Regenerator};
 use crate::response::Body;
 use crate::route::{RouteTable, normalize_path};
@@ -111,10 +113,12 @@ pub struct Revalidator {
     cache: Cache,
     regen: Regenerator,
     clock: Clock,
+    metrics: Arc<Metrics>,
 }
 
 impl Revalidator {
-    /// An endpoint served at `path`; disabled when `token` is `None`.
+    /// An endpoint served at `path`; disabled when `token` is `None`. Each path and tag acted on is counted in
+    /// `metrics` by kind and result.
     pub fn new(
         path: String,
         token: Option<Token>,
@@ -122,6 +126,7 @@ impl Revalidator {
         cache: Cache,
         regen: Regenerator,
         clock: Clock,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             path,
@@ -130,6 +135,7 @@ impl Revalidator {
             cache,
             regen,
             clock,
+            metrics,
         }
     }
 
@@ -197,7 +203,13 @@ impl Revalidator {
             let matched = normalize_path(raw_path)
                 .ok()
                 .and_then(|normal| self.routes.cached_route(&normal, query, Vec::new()));
+            let kind = if order.purge {
+                RevalidationKind::Purge
+            } else {
+                RevalidationKind::Path
+            };
             let Some(matched) = matched else {
+                self.metrics.record_revalidation(kind, "skipped");
                 paths.insert(path, PathResult::Done("skipped"));
                 continue;
             };
@@ -211,37 +223,45 @@ impl Revalidator {
                     self.cache.mark_stale(&variant, &entry);
                 }
             }
+            let metrics = self.metrics.clone();
             tasks.spawn(async move {
-                let result = if purge {
-                    PathResult::Done(if cache.remove(&matched.key).await {
-                        "purged"
+                let (result, label) = if purge {
+                    if cache.remove(&matched.key).await {
+                        (PathResult::Done("purged"), "purged")
                     } else {
-                        "not cached"
-                    })
+                        (PathResult::Done("not cached"), "not_cached")
+                    }
                 } else {
                     match regen.regenerate(matched.key.clone(), matched.rule.store_policy()).await {
-                        RegenOutcome::Stored(_) => PathResult::Done("regenerated"),
+                        RegenOutcome::Stored(_) => (PathResult::Done("regenerated"), "regenerated"),
                         RegenOutcome::NotStored(reason) => {
                             // The origin's new answer may not be shared; the old page must not outlive it.
                             cache.remove(&matched.key).await;
-                            PathResult::Error {
-                                error: format!("origin response not cacheable ({reason}); page removed"),
-                            }
+                            let error = format!("origin response not cacheable ({reason}); page removed");
+                            (PathResult::Error { error }, "not_cacheable")
                         }
-                        RegenOutcome::Failed(err) => PathResult::Error {
-                            error: format!("{err}; last good page kept"),
-                        },
-                        RegenOutcome::GaveUp => PathResult::Error {
-                            error: "regeneration ended without a result; last good page kept".to_owned(),
-                        },
+                        RegenOutcome::Failed(err) => {
+                            let error = format!("{err}; last good page kept");
+                            (PathResult::Error { error }, "failed")
+                        }
+                        RegenOutcome::GaveUp => {
+                            let error = "regeneration ended without a result; last good page kept".to_owned();
+                            (PathResult::Error { error }, "failed")
+                        }
                     }
                 };
+                metrics.record_revalidation(kind, label);
                 (path, result)
             });
         }
         let mut tags = BTreeMap::new();
         for tag in order.tags {
             let pages = self.cache.invalidate_tag(&tag, order.purge).await;
+            if order.purge {
+                self.metrics.record_revalidation(RevalidationKind::Purge, "purged");
+            } else {
+                self.metrics.record_revalidation(RevalidationKind::Tag, "marked_stale");
+            }
             tracing::info!(tag = %tag, pages, purge = order.purge, "revalidated tag");
             tags.insert(tag, pages);
         }

@@ -233,6 +233,10 @@ fn is_param_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Longest request path accepted, in bytes; longer ones get 414. Real pages are far shorter, and a bound keeps a
+/// flood of huge distinct URLs from costing much per key.
+pub const MAX_PATH_BYTES: usize = 8 * 1024;
+
 /// A request path that cannot be mapped to a cache key safely.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -245,16 +249,28 @@ pub enum PathError {
     /// A `%` not followed by two hex digits.
     #[error("request path has a malformed percent-escape")]
     BadEscape,
+    /// Percent-escapes that decode to bytes which are not UTF-8 (`/%FF`), as Next.js's `decodeURIComponent`
+    /// rejects them too.
+    #[error("request path percent-decodes to invalid UTF-8")]
+    InvalidUtf8,
+    /// Longer than [`MAX_PATH_BYTES`].
+    #[error("request path longer than {MAX_PATH_BYTES} bytes")]
+    TooLong,
 }
 
 /// Normalises a request path so that equivalent spellings share one cache entry (RFC 3986 §6.2.2):
-/// percent-escapes of unreserved characters are decoded, other escapes upper-cased, `.`/`..` segments resolved
-/// and repeated slashes collapsed. Borrows when the path is already normal (the common case).
+/// percent-escapes of unreserved characters are decoded, other escapes upper-cased, raw non-ASCII characters
+/// percent-encoded, `.`/`..` segments resolved and repeated slashes collapsed. Borrows when the path is already
+/// normal (the common case). The result is itself normal (normalising twice changes nothing) and never climbs
+/// above `/`.
 pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
+    if path.len() > MAX_PATH_BYTES {
+        return Err(PathError::TooLong);
+    }
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
-    let needs_work = path.contains('%') || path.contains("//") || path.contains("/.");
+    let needs_work = path.contains('%') || path.contains("//") || path.contains("/.") || !path.is_ascii();
     if !needs_work {
         return Ok(Cow::Borrowed(path));
     }
@@ -283,41 +299,70 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     Ok(Cow::Owned(out))
 }
 
+/// Decodes escapes of unreserved characters, upper-cases the others, and percent-encodes raw non-ASCII bytes;
+/// checks that the fully decoded path is UTF-8.
 fn decode_unreserved(path: &str) -> Result<String, PathError> {
+    use std::fmt::Write as _;
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
+    // Whether an escape of a non-ASCII byte was seen: only then can the decoded path be invalid UTF-8.
+    let mut high_escape = false;
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadEscape)?;
-            let value = std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        let byte = bytes[i];
+        if byte == b'%' {
+            let value = bytes
+                .get(i + 1..i + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
                 .ok_or(PathError::BadEscape)?;
             if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
                 out.push(char::from(value));
             } else {
-                out.push('%');
-                out.push_str(&format!("{value:02X}"));
+                high_escape |= !value.is_ascii();
+                let _ = write!(out, "%{value:02X}");
             }
             i += 3;
+        } else if byte.is_ascii() {
+            out.push(char::from(byte));
+            i += 1;
         } else {
-            // Paths from hyper are ASCII (non-ASCII bytes arrive percent-encoded), so char-by-byte is exact.
-            let len = utf8_len(bytes[i]);
-            out.push_str(path.get(i..i + len).ok_or(PathError::BadEscape)?);
-            i += len;
+            // A raw UTF-8 byte (the `http` crate lets valid UTF-8 through): encode it, so `/café` and
+            // `/caf%C3%A9` are one page and the origin gets a valid URI.
+            let _ = write!(out, "%{byte:02X}");
+            i += 1;
         }
+    }
+    if high_escape && std::str::from_utf8(&percent_decode(&out)).is_err() {
+        return Err(PathError::InvalidUtf8);
     }
     Ok(out)
 }
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
+/// Every escape decoded (escapes are known well-formed here).
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(value) => {
+                out.push(value);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
     }
+    out
 }
 
 impl QueryPolicy {
@@ -437,8 +482,17 @@ mod tests {
             ("/..", Err(PathError::EscapesRoot)),
             ("/a/%zz", Err(PathError::BadEscape)),
             ("/a/%4", Err(PathError::BadEscape)),
+            ("/a/%+1", Err(PathError::BadEscape)),
+            ("/%2e%2E/etc", Err(PathError::EscapesRoot)),
+            ("/a/%2e%2e/b", Ok("/b")),
+            ("/caf\u{e9}", Ok("/caf%C3%A9")),
+            ("/caf%c3%a9", Ok("/caf%C3%A9")),
+            ("/a/%FF", Err(PathError::InvalidUtf8)),
+            ("/a/%C3", Err(PathError::InvalidUtf8)),
             ("blog", Err(PathError::NotAbsolute)),
         ];
+        let long = format!("/{}", "a".repeat(MAX_PATH_BYTES));
+        assert_eq!(normalize_path(&long), Err(PathError::TooLong));
         for (input, want) in cases {
             let got = normalize_path(input);
             assert_eq!(got.as_deref().map_err(|e| *e), want, "{input}");

@@ -1,26 +1,91 @@
-//! The accept loop and graceful shutdown. Knows nothing of caching: it hands every request to [`Proxy`].
+//! The accept loop, connection limits and graceful shutdown. Knows nothing of caching: it hands every request to
+//! [`Proxy`].
+//!
+//! Limits against slow or greedy clients (all in `[server]`):
+//! - `max_connections`: a semaphore taken *before* `accept`, so connections beyond it wait in the kernel's accept
+//!   queue (and, when that is full, are refused by the kernel) instead of costing a task and a buffer each.
+//! - `header_read_timeout` and `idle_timeout`: a per-connection watchdog ([`ConnectionActivity`]). While no request
+//!   is in progress, a connection that has sent nothing is closed after `idle_timeout`; one that has started
+//!   sending (a request head, or the HTTP/2 preface) must get a whole request in within `header_read_timeout`
+//!   (slowloris). The watchdog covers HTTP/1 and HTTP/2 alike, and the protocol sniffing before either.
+//! - `max_header_size`: hyper's HTTP/1 read buffer (a head that does not fit gets 431) and HTTP/2's header list.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
+use crate::config::ServerConfig;
 use crate::proxy::Proxy;
+use crate::response::Body;
 
 /// Runs the proxy's startup work (prerendering, which may hold back accepting), then serves `listener` until
-/// `shutdown` resolves, then stops accepting and gives in-flight requests up to `drain`
-/// to finish. HTTP/1.1 and HTTP/2 (prior knowledge) are both accepted.
+/// `shutdown` resolves, then stops accepting and gives in-flight requests up to `drain` to finish. HTTP/1.1 and
+/// HTTP/2 (prior knowledge) are both accepted. Client limits are the defaults; see [`run_with_limits`].
 pub async fn run(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>, drain: Duration) {
+    let limits = ServerConfig {
+        shutdown_timeout: drain,
+        ..ServerConfig::default()
+    };
+    run_with_limits(listener, proxy, shutdown, limits).await;
+}
+
+/// [`run`] with the `[server]` limits (connections, head size and timeouts) and drain budget of `limits`.
+pub async fn run_with_limits(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+    limits: ServerConfig,
+) {
     proxy.start().await;
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let proxy_stop = proxy.clone();
+    let handler = move |request, client| {
+        let proxy = proxy.clone();
+        async move { proxy.handle(request, client).await }
+    };
+    serve(listener, handler, shutdown, &limits).await;
+    proxy_stop.stop().await;
+}
+
+/// Serves `listener` with `handler` under `limits` until `shutdown` resolves, then drains for
+/// `limits.shutdown_timeout`. Shared by the public listener and the admin listener.
+pub(crate) async fn serve<H, F>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    limits: &ServerConfig,
+) where
+    H: Fn(Request<Incoming>, std::net::SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let builder = builder(limits);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
+        // Beyond `max_connections`, stop accepting: the kernel queues the rest.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -34,23 +99,221 @@ pub async fn run(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
+        let activity = Arc::new(ConnectionActivity::new());
+        let io = TrackedStream {
+            inner: stream,
+            activity: activity.clone(),
+        };
+        let handler = handler.clone();
+        let service_activity = activity.clone();
         let service = service_fn(move |request| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, client).await) }
+            let guard = service_activity.request_started();
+            let response = handler(request, client);
+            async move {
+                let response = response.await;
+                Ok::<_, std::convert::Infallible>(response.map(|body| TrackedBody {
+                    inner: body,
+                    _guard: guard,
+                }))
+            }
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
+        let (header_read_timeout, idle_timeout) = (limits.header_read_timeout, limits.idle_timeout);
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, client = %client, "connection ended with an error");
+            let _permit = permit;
+            tokio::select! {
+                result = connection => if let Err(err) = result {
+                    tracing::debug!(error = %err, client = %client, "connection ended with an error");
+                },
+                reason = activity.expired(header_read_timeout, idle_timeout) => {
+                    tracing::debug!(client = %client, reason, "closing connection");
+                }
             }
         });
     }
     drop(listener);
     tracing::info!("shutting down: draining connections");
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!(timeout = ?drain, "connections still open after the drain timeout; closing them");
+    if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?limits.shutdown_timeout, "connections still open after the drain timeout; closing them");
     }
-    proxy.stop().await;
+}
+
+fn builder(limits: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let max_header_size = usize::try_from(limits.max_header_size).unwrap_or(usize::MAX);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // The watchdog bounds head reads: hyper's own timer would also close idle keep-alive connections after
+        // it, tying idle_timeout to header_read_timeout.
+        .header_read_timeout(None)
+        .max_buf_size(max_header_size);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+    builder
+}
+
+/// "Never" for the millisecond fields of [`ConnectionActivity`].
+const UNSET: u64 = u64::MAX;
+
+/// What the watchdog knows about one connection; updated by the stream on reads and by requests as they start
+/// and finish. Atomics only: no lock and no allocation per request.
+#[derive(Debug)]
+struct ConnectionActivity {
+    started: Instant,
+    /// Requests whose response (body included) is not finished.
+    in_flight: AtomicUsize,
+    /// When `in_flight` last dropped to zero (ms since `started`; 0 at the start).
+    idle_since: AtomicU64,
+    /// When the first byte arrived while no request was in progress ([`UNSET`] if none has).
+    head_started: AtomicU64,
+}
+
+impl ConnectionActivity {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            head_started: AtomicU64::new(UNSET),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(UNSET - 1)
+    }
+
+    /// Bytes arrived: if no request is in progress, they begin a new one and start its head clock.
+    fn on_read(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0 && self.head_started.load(Ordering::Relaxed) == UNSET {
+            let _ = self
+                .head_started
+                .compare_exchange(UNSET, self.now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// A whole request head arrived; the returned guard ends the request when the response body is done.
+    fn request_started(self: &Arc<Self>) -> RequestGuard {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_started.store(UNSET, Ordering::Relaxed);
+        RequestGuard { activity: self.clone() }
+    }
+
+    /// Resolves when the connection has been idle for `idle`, or has been sending a request head for longer
+    /// than `header`; says which.
+    async fn expired(&self, header: Duration, idle: Duration) -> &'static str {
+        let (header_ms, idle_ms) = (millis(header), millis(idle));
+        loop {
+            let now = self.now_ms();
+            let deadline = if self.in_flight.load(Ordering::Acquire) > 0 {
+                // Busy: nothing to enforce; look again later.
+                now.saturating_add(header_ms.min(idle_ms))
+            } else {
+                let head_started = self.head_started.load(Ordering::Relaxed);
+                let (deadline, reason) = if head_started == UNSET {
+                    (
+                        self.idle_since.load(Ordering::Relaxed).saturating_add(idle_ms),
+                        "idle timeout",
+                    )
+                } else {
+                    (head_started.saturating_add(header_ms), "header read timeout")
+                };
+                if now >= deadline {
+                    return reason;
+                }
+                deadline
+            };
+            tokio::time::sleep_until(self.started + Duration::from_millis(deadline)).await;
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(UNSET - 1)
+}
+
+/// One request in progress on a connection; dropped with the response body (or the request, if cancelled).
+#[derive(Debug)]
+struct RequestGuard {
+    activity: Arc<ConnectionActivity>,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let activity = &self.activity;
+        activity.idle_since.store(activity.now_ms(), Ordering::Relaxed);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The response body, holding its request's [`RequestGuard`] until the body is sent or dropped.
+#[derive(Debug)]
+struct TrackedBody {
+    inner: Body,
+    _guard: RequestGuard,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The client's TCP stream, reporting reads to the connection's watchdog.
+struct TrackedStream {
+    inner: TcpStream,
+    activity: Arc<ConnectionActivity>,
+}
+
+impl AsyncRead for TrackedStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.on_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for TrackedStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -13,6 +13,7 @@ use common::redis_server::RedisServer;
 use common::{OriginHandle, ProxyHandle, TestOrigin, eventually, spawn_proxy_with, within};
 use http::header::HeaderName;
 use http::{HeaderMap, StatusCode};
+use isr_proxy::admin::Health;
 use isr_proxy::cache::store::codec::key_hash;
 use isr_proxy::cache::store::redis::{RedisOptions, RedisState, RedisStore};
 use isr_proxy::cache::store::{ApplyInvalidation, Store};
@@ -75,6 +76,22 @@ async fn eventually_serves(proxy: &ProxyHandle, path: &str, n: usize, ms: u64) {
         proxy.client.get(path).await.text == expected
     })
     .await;
+}
+
+/// What `/health` (the `redis` tier) and `/metrics` (`isr_redis_up`) say about Redis.
+async fn reported_up(proxy: &ProxyHandle) -> (bool, bool) {
+    let health = Health::of(&proxy.proxy).await;
+    let redis = health
+        .tiers
+        .iter()
+        .find(|tier| tier.name == "redis")
+        .expect("redis listed in /health");
+    let metrics = proxy
+        .proxy
+        .metrics()
+        .encode(proxy.proxy.snapshot())
+        .expect("metrics encode");
+    (redis.up, metrics.contains("isr_redis_up 1"))
 }
 
 async fn wait_until_up(proxy: &ProxyHandle) {
@@ -328,11 +345,18 @@ async fn redis_outage_never_fails_a_request_and_sharing_resumes() {
             proxy.proxy.redis_state() == Some(RedisState::Down)
         })
         .await;
+        assert_eq!(
+            reported_up(proxy).await,
+            (false, false),
+            "/health and /metrics show the outage"
+        );
     }
 
     fleet.redis.restart().await;
-    wait_until_up(a).await;
-    wait_until_up(b).await;
+    for proxy in [a, b] {
+        wait_until_up(proxy).await;
+        assert_eq!(reported_up(proxy).await, (true, true));
+    }
     share(a, b, "/blog/c").await;
     assert_eq!(origin.renders("/blog/c"), 1);
     fleet.shutdown().await;

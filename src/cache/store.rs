@@ -31,6 +31,15 @@ pub trait Store: Send + Sync {
     fn delete(&self, key: &CacheKey);
     /// Waits until queued writes are done (graceful shutdown), within the tier's own bound.
     fn flush(&self) -> BoxFuture<'_, ()>;
+    /// The tier's name in `/health` (`disk`, `redis`).
+    fn name(&self) -> &'static str {
+        "tier"
+    }
+    /// Whether the tier works right now, for `/health`. A tier that cannot lose its backend (a local disk)
+    /// keeps the default; a networked one (Redis) reports its connection.
+    fn is_up(&self) -> bool {
+        true
+    }
 }
 
 /// An on-demand change made by another instance, to apply to this instance's memory (and its own lower tiers).

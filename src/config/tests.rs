@@ -179,3 +179,49 @@ fn redis_errors_name_the_key() {
         assert!(text.contains(key), "error for {extra:?} should name {key}: {text}");
     }
 }
+
+#[test]
+fn server_limits_and_admin_parse_with_safe_defaults() {
+    let config = parse("").expect("minimal config is valid");
+    assert_eq!(config.server.header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT);
+    assert_eq!(config.server.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+    assert_eq!(config.server.max_header_size, DEFAULT_MAX_HEADER_SIZE);
+    assert_eq!(config.server.max_connections, DEFAULT_MAX_CONNECTIONS);
+    assert!(config.admin.listen.is_none());
+
+    let config = parse(
+        "[server]\nheader_read_timeout = \"2s\"\nidle_timeout = 30\nmax_header_size = \"16KiB\"\nmax_connections = 10\n\
+         [admin]\nlisten = \"127.0.0.1:9091\"\n",
+    )
+    .expect("valid limits");
+    assert_eq!(config.server.header_read_timeout, Duration::from_secs(2));
+    assert_eq!(config.server.idle_timeout, Duration::from_secs(30));
+    assert_eq!(config.server.max_header_size, 16 * 1024);
+    assert_eq!(config.server.max_connections, 10);
+    assert_eq!(
+        config.admin.listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9091")
+    );
+
+    for (extra, key) in [
+        ("[server]\nheader_read_timeout = 0\n", "server.header_read_timeout"),
+        ("[server]\nidle_timeout = \"0s\"\n", "server.idle_timeout"),
+        ("[server]\nmax_header_size = \"1KiB\"\n", "server.max_header_size"),
+        ("[server]\nmax_connections = 0\n", "server.max_connections"),
+        ("[server]\nmax_connections = 100000000\n", "server.max_connections"),
+        ("[origin]\n", "origin"),
+        ("[admin]\nlisten = \"localhost\"\n", "listen"),
+        ("[admin]\nport = 1\n", "port"),
+    ] {
+        let text = if extra.starts_with("[origin]") {
+            "[origin]\nurl = \"http://127.0.0.1:1\"\nmax_connections = 100000000\n".to_owned()
+        } else {
+            format!("{MINIMAL}{extra}")
+        };
+        let err = Config::from_toml_str(&text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(key), "{extra:?} must be rejected naming {key}: {err:?}");
+    }
+}

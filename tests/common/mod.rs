@@ -48,6 +48,9 @@ struct OriginState {
     pages: HashMap<String, PageSpec>,
     renders: HashMap<String, usize>,
     seen: HashMap<String, Vec<SeenRequest>>,
+    /// Requests being answered now, and the most there ever were at once.
+    active: usize,
+    max_active: usize,
 }
 
 type SharedState = Arc<Mutex<OriginState>>;
@@ -137,6 +140,11 @@ impl OriginHandle {
         self.with_state(|s| s.seen.get(path).cloned().unwrap_or_default())
     }
 
+    /// The most requests the origin was ever answering at once (any path).
+    pub(crate) fn max_concurrent(&self) -> usize {
+        self.with_state(|s| s.max_active)
+    }
+
     pub(crate) fn last_request(&self, path: &str) -> SeenRequest {
         self.requests(path)
             .pop()
@@ -212,8 +220,11 @@ async fn respond(state: SharedState, request: Request<Incoming>) -> Result<Respo
         *count += 1;
         let n = *count;
         state.seen.entry(path.clone()).or_default().push(seen);
+        state.active += 1;
+        state.max_active = state.max_active.max(state.active);
         (n, state.pages.get(&path).cloned().unwrap_or_default())
     };
+    let _active = ActiveGuard(state.clone());
     if !spec.latency.is_zero() {
         tokio::time::sleep(spec.latency).await;
     }
@@ -235,6 +246,17 @@ async fn respond(state: SharedState, request: Request<Incoming>) -> Result<Respo
         }
     }
     Ok(response.body(Full::new(body)).expect("valid origin response"))
+}
+
+/// Counts a request as answered when dropped (also when the proxy hangs up first).
+struct ActiveGuard(SharedState);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.lock() {
+            state.active -= 1;
+        }
+    }
 }
 
 /// A proxy serving on loopback, with its manual clock and a client pointed at it.
@@ -279,12 +301,11 @@ pub(crate) async fn spawn_proxy_for_url(
     let shutdown = async {
         let _ = rx.await;
     };
-    let server = tokio::spawn(isr_proxy::run(
-        listener,
-        proxy.clone(),
-        shutdown,
-        Duration::from_secs(2),
-    ));
+    let limits = isr_proxy::config::ServerConfig {
+        shutdown_timeout: Duration::from_secs(2),
+        ..config.server.clone()
+    };
+    let server = tokio::spawn(isr_proxy::run_with_limits(listener, proxy.clone(), shutdown, limits));
     ProxyHandle {
         addr,
         clock: handle,

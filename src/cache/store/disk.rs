@@ -150,6 +150,10 @@ impl Store for DiskStore {
             }
         })
     }
+
+    fn name(&self) -> &'static str {
+        "disk"
+    }
 }
 
 /// Reads one page; a corrupt or foreign file is deleted and read as a miss.

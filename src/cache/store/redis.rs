@@ -339,6 +339,14 @@ impl Store for RedisStore {
             }
         })
     }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn is_up(&self) -> bool {
+        self.state() == RedisState::Up
+    }
 }
 
 /// A random number from the standard library's randomly seeded hasher (no extra dependency for one value).

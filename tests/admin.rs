@@ -1,0 +1,193 @@
+//! The admin listener: `/metrics` counts what the proxy did, `/health` reports its state, and nothing else is
+//! served there.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{ProxyHandle, TestClient, TestOrigin, spawn_proxy, spawn_proxy_with, within};
+use http::StatusCode;
+use isr_proxy::config::Token;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const CONFIG: &str = r#"
+[origin]
+url = "{origin}"
+timeout = "300ms"
+
+[[route]]
+path = "/blog/:slug"
+revalidate = 60
+"#;
+
+/// An admin listener for `proxy` on loopback; it stops when the returned sender is dropped.
+async fn spawn_admin(proxy: &ProxyHandle) -> (TestClient, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+    let addr: SocketAddr = listener.local_addr().expect("admin address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(isr_proxy::run_admin(listener, proxy.proxy.clone(), async {
+        let _ = stopped.await;
+    }));
+    (TestClient::new(addr), stop)
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"))
+}
+
+/// The value of the sample `name` (with its labels, exactly as printed) in a scrape.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_requests_by_cache_status_and_report_the_cache() {
+    let origin = TestOrigin::new().start().await;
+    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let (admin, _stop) = spawn_admin(&proxy).await;
+
+    assert_eq!(proxy.client.get("/blog/a").await.cache(), "MISS");
+    assert_eq!(proxy.client.get("/blog/a").await.cache(), "HIT");
+    assert_eq!(proxy.client.get("/blog/a").await.cache(), "HIT");
+    assert_eq!(proxy.client.get("/other").await.cache(), "BYPASS");
+    assert_eq!(proxy.client.get("/blog/%zz").await.status, StatusCode::BAD_REQUEST);
+
+    let scrape = within(1_000, "a scrape", admin.get("/metrics")).await;
+    assert_eq!(scrape.status, StatusCode::OK);
+    assert!(
+        scrape.header("content-type").is_some_and(|t| t.contains("openmetrics")),
+        "{:?}",
+        scrape.headers
+    );
+    let text = &scrape.text;
+    assert_eq!(sample(text, "isr_requests_total{cache=\"HIT\"}"), 2.0);
+    assert_eq!(sample(text, "isr_requests_total{cache=\"MISS\"}"), 1.0);
+    assert_eq!(sample(text, "isr_requests_total{cache=\"BYPASS\"}"), 1.0);
+    assert_eq!(
+        sample(text, "isr_requests_total{cache=\"NONE\"}"),
+        1.0,
+        "the 400 is counted too"
+    );
+    assert_eq!(sample(text, "isr_response_latency_seconds_count"), 5.0);
+    assert_eq!(sample(text, "isr_origin_fetches_total{outcome=\"complete\"}"), 1.0);
+    assert_eq!(sample(text, "isr_origin_latency_seconds_count"), 1.0);
+    assert_eq!(sample(text, "isr_cache_entries"), 1.0);
+    assert!(sample(text, "isr_cache_bytes") > 0.0);
+    assert_eq!(sample(text, "isr_cache_evictions_total"), 0.0);
+    assert_eq!(sample(text, "isr_regenerations_in_flight"), 0.0);
+    assert_eq!(sample(text, "isr_regeneration_failures_total"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_revalidations_by_kind_and_result() {
+    let origin = TestOrigin::new().start().await;
+    let proxy = spawn_proxy_with(CONFIG, &origin, |config| {
+        config.revalidate.token = Token::new("t0ken");
+    })
+    .await;
+    let (admin, _stop) = spawn_admin(&proxy).await;
+    proxy.client.get("/blog/a").await;
+
+    let r = proxy
+        .client
+        .post("/_isr/revalidate?path=/blog/a&path=/nowhere&tag=blog", "")
+        .header("authorization", "Bearer t0ken")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = proxy
+        .client
+        .post("/_isr/revalidate?path=/blog/a&purge=1", "")
+        .header("authorization", "Bearer t0ken")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let text = admin.get("/metrics").await.text;
+    assert_eq!(
+        sample(&text, "isr_revalidations_total{kind=\"path\",result=\"regenerated\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "isr_revalidations_total{kind=\"path\",result=\"skipped\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "isr_revalidations_total{kind=\"tag\",result=\"marked_stale\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "isr_revalidations_total{kind=\"purge\",result=\"purged\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "isr_requests_total{cache=\"NONE\"}"),
+        2.0,
+        "endpoint calls are requests too"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_reports_cache_origin_and_prerender_state() {
+    let origin = TestOrigin::new().start().await;
+    let config = format!("{CONFIG}prerender = [\"/blog/one\", \"/blog/two\"]\n");
+    let proxy = spawn_proxy(&config, &origin).await;
+    let (admin, _stop) = spawn_admin(&proxy).await;
+    // The proxy answers only once prerendering is done (prerender.wait defaults to true).
+    assert_eq!(
+        within(2_000, "a hit", proxy.client.get("/blog/one")).await.cache(),
+        "HIT"
+    );
+
+    let r = admin.get("/health").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let health = json(&r.text);
+    assert_eq!(health["ok"], true);
+    assert_eq!(health["cache"]["entries"], 2);
+    assert!(health["cache"]["bytes"].as_u64().is_some_and(|b| b > 0), "{health}");
+    assert_eq!(health["origin"]["reachable"], true);
+    assert_eq!(health["prerender"]["total"], 2);
+    assert_eq!(health["prerender"]["done"], 2);
+    assert_eq!(health["prerender"]["finished"], true);
+    assert_eq!(health["tiers"], serde_json::json!([]));
+
+    origin.stop().await;
+    proxy.clock.advance(Duration::from_secs(61));
+    // A stale hit starts a regeneration, which finds the origin down.
+    assert_eq!(proxy.client.get("/blog/one").await.cache(), "STALE");
+    common::eventually(1_000, "the origin to be reported unreachable", async || {
+        json(&admin.get("/health").await.text)["origin"]["reachable"] == false
+    })
+    .await;
+    let health = json(&admin.get("/health").await.text);
+    assert_eq!(
+        health["ok"], true,
+        "an unreachable origin does not make the proxy unhealthy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_serves_only_its_two_paths_and_only_reads() {
+    let origin = TestOrigin::new().start().await;
+    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let (admin, _stop) = spawn_admin(&proxy).await;
+
+    for path in ["/", "/blog/a", "/metrics/x", "/_isr/revalidate"] {
+        assert_eq!(admin.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    for path in ["/metrics", "/health"] {
+        let r = admin.post(path, "x").await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
+        assert_eq!(admin.head(path).await.status, StatusCode::OK, "{path}");
+    }
+    assert_eq!(origin.renders("/blog/a"), 0, "admin requests never reach the origin");
+    assert_eq!(
+        proxy.client.get("/metrics").await.cache(),
+        "BYPASS",
+        "the public listener does not serve metrics"
+    );
+}
