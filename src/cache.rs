@@ -4,11 +4,17 @@
 //! fetched (`origin`, `regen`); moka's own expiry is not used, because ISR freshness is decided by the caller from
 //! `Entry::generated_at`. Later tiers (disk, Redis) plug in under `cache::store`.
 //!
+//! With a shared tier (Redis), a miss in memory asks Redis before the disk, and on-demand changes (purge, tag
+//! revalidation, an on-demand regeneration) reach every instance: they are applied to Redis and announced,
+//! and each instance applies what others announce to its memory and its own lower tiers through
+//! [`Cache::apply`], which never announces again.
+//!
 //! # Concurrent calls on the same key
 //! `get` is lock-free (moka). `insert` replaces whatever is there; the caller (`regen`) serialises writers per
 //! key, so two fetches of one key never race to insert.
 
 pub mod entry;
+mod invalidate;
 pub mod key;
 pub mod store;
 
@@ -19,6 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub use entry::{Entry, Freshness, Lifetime};
 pub use key::CacheKey;
 use store::Store;
+use store::redis::RedisStore;
 
 /// Keys carrying each tag. Entries are re-checked on use, so a stale mapping is harmless, only wasted memory,
 /// and evictions clean it up.
@@ -34,8 +41,12 @@ pub struct Cache {
     entries: moka::future::Cache<CacheKey, Arc<Entry>>,
     tags: TagIndex,
     variants: VariantIndex,
-    /// Lower tiers (disk, Redis), consulted in order on an in-memory miss and written behind every insert.
+    /// This instance's lower tiers (disk), consulted in order on an in-memory miss and written behind every
+    /// insert.
     tiers: Arc<[Arc<dyn Store>]>,
+    /// The tier shared by every instance (Redis): consulted before `tiers`, written behind every insert, and
+    /// the way on-demand changes reach the other instances.
+    shared: Option<Arc<RedisStore>>,
     /// Entries evicted to stay under the byte bound (moka `RemovalCause::Size`), for metrics.
     evictions: Arc<AtomicU64>,
 }
@@ -69,11 +80,23 @@ impl Cache {
             tags,
             variants,
             tiers: Arc::new([]),
+            shared: None,
             evictions,
         }
     }
 
-    /// Adds a lower tier (disk, Redis) below the in-memory cache.
+    /// Adds the shared tier (Redis), asked before the lower tiers. Build it with [`Cache::invalidation_applier`].
+    pub fn with_shared_tier(mut self, store: Arc<RedisStore>) -> Self {
+        self.shared = Some(store);
+        self
+    }
+
+    /// The shared tier, if configured (for regeneration locks and health).
+    pub fn shared_tier(&self) -> Option<&Arc<RedisStore>> {
+        self.shared.as_ref()
+    }
+
+    /// Adds a lower tier (disk) below the in-memory cache.
     pub fn with_tier(mut self, tier: Arc<dyn Store>) -> Self {
         let mut tiers = self.tiers.to_vec();
         tiers.push(tier);
@@ -101,7 +124,8 @@ impl Cache {
         if let Some(entry) = self.entries.get(key).await {
             return Some(entry);
         }
-        for tier in self.tiers.iter() {
+        let shared = self.shared.iter().map(|store| store.as_ref() as &dyn Store);
+        for tier in shared.chain(self.tiers.iter().map(AsRef::as_ref)) {
             if let Some(entry) = tier.load(key).await {
                 let entry = Arc::new(entry);
                 self.index(key, &entry);
@@ -110,6 +134,19 @@ impl Cache {
             }
         }
         None
+    }
+
+    /// Keeps `entry` in memory only, unless memory holds a later one: a page another instance stored in the
+    /// shared tier, picked up instead of rendered. Returns the entry now in memory.
+    pub async fn keep(&self, key: &CacheKey, entry: Arc<Entry>) -> Arc<Entry> {
+        if let Some(previous) = self.entries.get(key).await
+            && previous.generated_at > entry.generated_at
+        {
+            return previous;
+        }
+        self.index(key, &entry);
+        self.entries.insert(key.clone(), entry.clone()).await;
+        entry
     }
 
     /// Stores `entry` under `key` and indexes its tags, unless the cached entry was generated later (a slow
@@ -125,6 +162,9 @@ impl Cache {
         self.index(&key, &entry);
         for tier in self.tiers.iter() {
             tier.save(&key, &entry);
+        }
+        if let Some(shared) = &self.shared {
+            shared.save(&key, &entry);
         }
         self.entries.insert(key, entry).await;
         true
@@ -143,34 +183,18 @@ impl Cache {
         }
     }
 
-    /// Removes `key` from memory and every tier; returns whether it was cached.
-    pub async fn remove(&self, key: &CacheKey) -> bool {
-        let mut found = self.entries.remove(key).await.is_some();
-        for tier in self.tiers.iter() {
-            if !found {
-                found = tier.load(key).await.is_some();
-            }
-            tier.delete(key);
-        }
-        found
-    }
-
-    /// Marks a cached page stale (revalidation by tag), in memory and in every tier.
-    pub fn mark_stale(&self, key: &CacheKey, entry: &Arc<Entry>) {
-        entry.mark_stale();
-        for tier in self.tiers.iter() {
-            tier.save(key, entry);
-        }
-    }
-
     /// Waits for the tiers' queued writes (graceful shutdown).
     pub async fn flush(&self) {
         for tier in self.tiers.iter() {
             tier.flush().await;
         }
+        if let Some(shared) = &self.shared {
+            shared.flush().await;
+        }
     }
 
-    /// The cached keys whose entries carry `tag`. Costs time proportional to those keys, not to the cache.
+    /// The keys cached by this instance whose entries carry `tag`. Costs time proportional to those keys, not to
+    /// the cache.
     pub async fn keys_with_tag(&self, tag: &str) -> Vec<(CacheKey, Arc<Entry>)> {
         let candidates: Vec<CacheKey> = {
             let tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
@@ -224,7 +248,11 @@ impl Cache {
 
     /// Each lower tier's name and whether it is up, in lookup order (for `/health`).
     pub fn tier_states(&self) -> Vec<(&'static str, bool)> {
-        self.tiers.iter().map(|tier| (tier.name(), tier.is_up())).collect()
+        let shared = self.shared.iter().map(|store| store.as_ref() as &dyn Store);
+        shared
+            .chain(self.tiers.iter().map(AsRef::as_ref))
+            .map(|tier| (tier.name(), tier.is_up()))
+            .collect()
     }
 
     /// Applies moka's pending housekeeping (evictions, counters); for tests and metrics.

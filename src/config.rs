@@ -83,6 +83,14 @@ pub const DEFAULT_CRAWLERS: [&str; 9] = [
 ];
 /// Default response header through which the origin tags pages.
 pub const DEFAULT_TAGS_HEADER: &str = "x-isr-tags";
+/// Prefix of every Redis key isr-proxy writes, so several sites (or deployments) can share one Redis.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "isr:";
+/// How long a fleet-wide regeneration lock lives if its holder crashes: above the default origin timeout, so a
+/// slow render keeps its lock, and short enough that a crashed instance does not hold a page back for long.
+pub const DEFAULT_REDIS_LOCK_TTL: Duration = Duration::from_secs(30);
+/// Budget of one Redis read, lock or probe on the request path: a healthy Redis on the same network answers in
+/// well under a millisecond, and a request must never wait long because Redis is slow.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// A config file that cannot be used. Display names the key (and line where known).
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +199,22 @@ pub struct CacheConfig {
     pub compress: bool,
     /// Disk persistence, when `dir` is set.
     pub disk: Option<DiskConfig>,
+    /// The shared tier (`[cache.redis]`), when set: several instances share pages, invalidations and
+    /// regeneration locks.
+    pub redis: Option<RedisConfig>,
+}
+
+/// `[cache.redis]`.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host[:port][/db]` (or `redis+unix://`).
+    pub url: String,
+    /// Prefix of every key and of the invalidation channel.
+    pub key_prefix: String,
+    /// Lifetime of a regeneration lock whose holder died.
+    pub lock_ttl: Duration,
+    /// Budget of one Redis operation on the request path.
+    pub timeout: Duration,
 }
 
 /// `[cache] dir, max_disk_size, namespace, keep_namespaces`.
@@ -357,6 +381,16 @@ struct RawCache {
     max_disk_size: Option<ByteCount>,
     namespace: Option<toml::Spanned<String>>,
     keep_namespaces: Option<usize>,
+    redis: Option<RawRedis>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedis {
+    url: toml::Spanned<String>,
+    key_prefix: Option<toml::Spanned<String>>,
+    lock_ttl: Option<HumanDuration>,
+    timeout: Option<HumanDuration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -555,6 +589,11 @@ impl RawConfig {
             namespace,
             keep_namespaces,
         });
+        let origin_timeout = self.origin.timeout.map_or(DEFAULT_ORIGIN_TIMEOUT, |d| d.0);
+        let redis = match self.cache.redis {
+            Some(raw) => Some(raw.validate(origin_timeout, &line_of)?),
+            None => None,
+        };
         let revalidate_path = match self.revalidate.path {
             Some(p) if !p.get_ref().starts_with('/') => {
                 return Err(invalid("revalidate.path", line_of(p.span()), "must start with '/'"));
@@ -581,7 +620,7 @@ impl RawConfig {
             }),
             origin: OriginConfig {
                 url: self.origin.url.0,
-                timeout: self.origin.timeout.map_or(DEFAULT_ORIGIN_TIMEOUT, |d| d.0),
+                timeout: origin_timeout,
                 max_connections,
                 queue_timeout: self.origin.queue_timeout.map_or(DEFAULT_ORIGIN_QUEUE_TIMEOUT, |d| d.0),
                 not_found_page,
@@ -592,6 +631,7 @@ impl RawConfig {
                 retry_after: self.cache.retry_after.map_or(DEFAULT_RETRY_AFTER, |d| d.0),
                 compress: self.cache.compress.unwrap_or(true),
                 disk,
+                redis,
             },
             server,
             revalidate: RevalidateConfig {
@@ -615,6 +655,76 @@ impl RawConfig {
                 listen: self.admin.listen,
             },
             routes,
+        })
+    }
+}
+
+impl RawRedis {
+    fn validate(
+        self,
+        origin_timeout: Duration,
+        line_of: &dyn Fn(std::ops::Range<usize>) -> Option<usize>,
+    ) -> Result<RedisConfig, ConfigError> {
+        let url_line = line_of(self.url.span());
+        let url = self.url.into_inner();
+        if url.starts_with("rediss://") {
+            return Err(invalid(
+                "cache.redis.url",
+                url_line,
+                "TLS (rediss://) is not supported yet: reach Redis over a private network or a local TLS tunnel",
+            ));
+        }
+        let scheme_ok = ["redis://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme));
+        if !scheme_ok {
+            return Err(invalid(
+                "cache.redis.url",
+                url_line,
+                "must start with redis:// or redis+unix://",
+            ));
+        }
+        if let Err(err) = redis::Client::open(url.as_str()) {
+            return Err(invalid("cache.redis.url", url_line, &format!("not a Redis URL: {err}")));
+        }
+        let key_prefix = match self.key_prefix {
+            Some(prefix) if prefix.get_ref().chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                return Err(invalid(
+                    "cache.redis.key_prefix",
+                    line_of(prefix.span()),
+                    "must not contain spaces or control characters",
+                ));
+            }
+            Some(prefix) => prefix.into_inner(),
+            None => DEFAULT_REDIS_KEY_PREFIX.to_owned(),
+        };
+        let lock_ttl = self.lock_ttl.map_or(DEFAULT_REDIS_LOCK_TTL, |d| d.0);
+        if lock_ttl < origin_timeout {
+            return Err(invalid(
+                "cache.redis.lock_ttl",
+                None,
+                &format!(
+                    "must be at least origin.timeout ({}): a lock must outlive the render it guards",
+                    humantime::format_duration(origin_timeout)
+                ),
+            ));
+        }
+        let timeout = self.timeout.map_or(DEFAULT_REDIS_TIMEOUT, |d| d.0);
+        if timeout.is_zero() {
+            return Err(invalid("cache.redis.timeout", None, "must be above zero"));
+        }
+        if timeout >= lock_ttl {
+            return Err(invalid(
+                "cache.redis.timeout",
+                None,
+                "must be shorter than cache.redis.lock_ttl",
+            ));
+        }
+        Ok(RedisConfig {
+            url,
+            key_prefix,
+            lock_ttl,
+            timeout,
         })
     }
 }

@@ -132,6 +132,8 @@ pub struct Snapshot {
     pub regenerations_in_flight: u64,
     /// Regenerations that failed (origin error, timeout, 5xx), since start.
     pub regeneration_failures: u64,
+    /// Whether the shared Redis tier works now; `None` without `[cache.redis]` (the metric is then absent).
+    pub redis_up: Option<bool>,
 }
 
 /// Whether the last cached-route origin fetch reached the origin: unknown until the first fetch.
@@ -296,6 +298,13 @@ impl Metrics {
             "Pages evicted to stay under cache.max_size",
             ConstCounter::new(snapshot.cache_evictions),
         );
+        if let Some(up) = snapshot.redis_up {
+            registry.register(
+                "redis_up",
+                "Whether the shared Redis tier works (1) or the instance runs without it (0)",
+                ConstGauge::new(i64::from(up)),
+            );
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry)?;
         Ok(text)

@@ -19,6 +19,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::cache::store::disk::{DiskOptions, DiskStore};
+use crate::cache::store::redis::{RedisOptions, RedisState, RedisStore};
 use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{OriginCacheControl, Revalidate, StorePolicy};
 use crate::clock::Clock;
@@ -38,6 +39,10 @@ use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_path
 /// (`isr_proxy=debug` shows them with everything else).
 pub const REQUEST_LOG_TARGET: &str = "isr_proxy::request";
 
+/// How long startup prerendering waits for Redis: enough to connect on a healthy network, short enough that a
+/// Redis outage delays a deployment only a little.
+const REDIS_STARTUP_WAIT: Duration = Duration::from_secs(2);
+
 /// The proxy: everything a request needs, shared by all connections.
 pub struct Proxy {
     routes: RouteTable,
@@ -56,7 +61,7 @@ pub struct Proxy {
 impl Proxy {
     /// Builds the proxy for `config`, reading time from `clock`.
     pub fn new(config: &Config, clock: Clock) -> Arc<Self> {
-        let cache = with_disk_tier(Cache::new(config.cache.max_size), config);
+        let cache = with_redis_tier(with_disk_tier(Cache::new(config.cache.max_size), config), config);
         let metrics = Arc::new(Metrics::new());
         let origin = OriginClient::new(&config.origin, config.cache.max_entry_size, metrics.clone());
         let regen = Regenerator::new(
@@ -118,6 +123,11 @@ impl Proxy {
         &self.cache
     }
 
+    /// Whether the shared tier (Redis) works right now; `None` when none is configured (for health and metrics).
+    pub fn redis_state(&self) -> Option<RedisState> {
+        self.cache.shared_tier().map(|redis| redis.state())
+    }
+
     /// What this proxy has recorded (requests, origin fetches, revalidations).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -131,6 +141,7 @@ impl Proxy {
             cache_evictions: self.cache.eviction_count(),
             regenerations_in_flight: u64::try_from(self.regen.in_flight_count()).unwrap_or(u64::MAX),
             regeneration_failures: self.regen.failure_count(),
+            redis_up: self.redis_state().map(|state| state == RedisState::Up),
         }
     }
 
@@ -146,9 +157,16 @@ impl Proxy {
 
     /// Prerenders the listed paths: before returning when `prerender.wait` is set (so the server accepts only
     /// afterwards), else in the background.
+    /// With Redis configured, prerendering first waits (briefly) for it, so pages other instances already
+    /// rendered are taken from Redis instead of the origin.
     pub async fn start(&self) {
         if !self.prerenderer.has_work() {
             return;
+        }
+        if let Some(redis) = self.cache.shared_tier()
+            && redis.wait_until_up(REDIS_STARTUP_WAIT).await == RedisState::Down
+        {
+            tracing::warn!("redis not reachable yet; prerendering from the origin");
         }
         let prerenderer = self.prerenderer.clone();
         if prerenderer.waits() {
@@ -400,6 +418,27 @@ fn with_disk_tier(cache: Cache, config: &Config) -> Cache {
         Ok(store) => cache.with_tier(Arc::new(store)),
         Err(err) => {
             tracing::error!(error = %err, "disk persistence disabled; serving from memory only");
+            cache
+        }
+    }
+}
+
+/// Adds the shared tier when `[cache.redis]` is set. It connects in the background; an unusable URL (already
+/// rejected by config validation) is logged and the proxy runs without it.
+fn with_redis_tier(cache: Cache, config: &Config) -> Cache {
+    let Some(redis) = &config.cache.redis else {
+        return cache;
+    };
+    let options = RedisOptions {
+        url: redis.url.clone(),
+        key_prefix: redis.key_prefix.clone(),
+        lock_ttl: redis.lock_ttl,
+        timeout: redis.timeout,
+    };
+    match RedisStore::open(options, cache.invalidation_applier()) {
+        Ok(store) => cache.with_shared_tier(Arc::new(store)),
+        Err(err) => {
+            tracing::error!(error = %err, "shared redis tier disabled; this instance caches on its own");
             cache
         }
     }

@@ -6,8 +6,11 @@
 //! Every flight runs in its own task, so a client that disconnects never cancels a fetch others wait on, and the
 //! origin timeout bounds every flight, so a hung origin can never pin a key.
 //!
+//! With a shared tier (Redis), a flight that would fetch first takes the page's fleet-wide lock ([`fleet`]), so
+//! one instance of many renders it and the others pick the page up from Redis.
+//!
 //! # Concurrent calls on the same key
-//! At most one flight per key runs at a time. Callers that find one in flight wait for its outcome
+//! At most one flight per key runs at a time (per instance; across instances with a shared tier). Callers that find one in flight wait for its outcome
 //! ([`RegenOutcome`]); only a stored page is shared with them. An uncacheable response (a `Set-Cookie`, say)
 //! goes to the caller that started the flight only, and every other waiter fetches for itself.
 
@@ -24,6 +27,8 @@ use crate::cacheability::{BypassReason, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::compression::{self, Compressed};
 use crate::origin::{Fetched, OriginClient, OriginError, OriginPage, Oversized};
+
+mod fleet;
 
 /// Failure records kept before old ones are pruned; bounds memory when many keys fail and are never retried.
 const MAX_FAILURE_RECORDS: usize = 10_000;
@@ -162,8 +167,13 @@ impl Regenerator {
 
     /// Regenerates `key` now (on demand), joining a flight already running for it, and waits for the outcome.
     /// A stored page makes the key known (see [`Regenerator::is_known`]).
+    /// With a shared tier, the other instances are told to drop their older copy.
     pub async fn regenerate(&self, key: CacheKey, policy: StorePolicy) -> RegenOutcome {
-        self.run_to_outcome(key, policy, Recheck::Never).await
+        let outcome = self.run_to_outcome(key.clone(), policy, Recheck::Never).await;
+        if let RegenOutcome::Stored(entry) = &outcome {
+            self.inner.cache.announce_regenerated(&key, entry);
+        }
+        outcome
     }
 
     /// Fetches `key` unless a fresh page is already cached (prerendering: never refetch what a newer source,
@@ -284,9 +294,18 @@ async fn fly(
 ) {
     let inner = &guard.inner;
     let key = &guard.key;
+    let started = inner.clock.now();
     let (shared, own) = match already_newer(inner, key, recheck).await {
         Some(entry) => (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry)),
-        None => fetch_and_store(inner, key, &policy).await,
+        None => match fleet::take_turn(inner, key, recheck, started).await {
+            fleet::Turn::Shared(entry) => (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry)),
+            fleet::Turn::Render(lock) => {
+                let rendered = fetch_and_store(inner, key, &policy).await;
+                // Released after the page's write to the shared tier was queued, so it lands first.
+                drop(lock);
+                rendered
+            }
+        },
     };
     tx.send_replace(Some(shared));
     if let Some(leader) = leader {

@@ -5,6 +5,7 @@
 //! ([`RouteTable::cached_route`]) and regenerated through the same single-flight as requests ([`Regenerator`]),
 //! so a revalidation racing a burst of stale requests still costs one origin fetch. Tags are found through the
 //! cache's tag index, in time proportional to the tagged pages. The endpoint is off unless a token is set.
+//! With a shared tier (Redis) every change made here reaches every instance (see `cache`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -255,21 +256,14 @@ impl Revalidator {
         }
         let mut tags = BTreeMap::new();
         for tag in order.tags {
-            let tagged = self.cache.keys_with_tag(&tag).await;
-            for (key, entry) in &tagged {
-                if order.purge {
-                    self.cache.remove(key).await;
-                } else {
-                    self.cache.mark_stale(key, entry);
-                }
-            }
+            let pages = self.cache.invalidate_tag(&tag, order.purge).await;
             if order.purge {
                 self.metrics.record_revalidation(RevalidationKind::Purge, "purged");
             } else {
                 self.metrics.record_revalidation(RevalidationKind::Tag, "marked_stale");
             }
-            tracing::info!(tag = %tag, pages = tagged.len(), purge = order.purge, "revalidated tag");
-            tags.insert(tag, tagged.len());
+            tracing::info!(tag = %tag, pages, purge = order.purge, "revalidated tag");
+            tags.insert(tag, pages);
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {

@@ -2,13 +2,19 @@
 //!
 //! A tier is consulted on an in-memory miss and written behind every stored page; it never sits on the hit
 //! path. Tiers use only `cache::entry` and `cache::key` (leaves); `cache.rs` composes them.
+//!
+//! A shared tier (Redis) is also how instances tell each other about on-demand changes: it hands each
+//! [`Invalidation`] made elsewhere to a callback that `cache.rs` provides, so the tier never reaches up into
+//! the cache.
 
 pub mod codec;
 pub mod disk;
+pub mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::cache::{CacheKey, Entry};
 
@@ -35,3 +41,34 @@ pub trait Store: Send + Sync {
         true
     }
 }
+
+/// An on-demand change made by another instance, to apply to this instance's memory (and its own lower tiers).
+#[derive(Debug, Clone)]
+pub enum Invalidation {
+    /// `key` was regenerated at `generated_at`: an older copy in memory is dropped, so the next request reads the
+    /// new page from the shared tier.
+    Regenerated {
+        /// The page.
+        key: CacheKey,
+        /// When the new page was generated.
+        generated_at: SystemTime,
+    },
+    /// `key` was purged everywhere.
+    Purged {
+        /// The page.
+        key: CacheKey,
+    },
+    /// Pages carrying `tag` were marked stale, or purged.
+    Tag {
+        /// The tag.
+        tag: String,
+        /// Removed rather than marked stale.
+        purge: bool,
+    },
+    /// Invalidations may have been missed (a reconnect after an outage): every page in memory is dropped, and
+    /// pages are read again from the shared tier.
+    Everything,
+}
+
+/// Applies an [`Invalidation`] received from the shared tier to this instance, without announcing it again.
+pub type ApplyInvalidation = Arc<dyn Fn(Invalidation) -> BoxFuture<'static, ()> + Send + Sync>;

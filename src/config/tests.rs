@@ -140,6 +140,47 @@ fn token_compares_exactly_and_never_prints() {
 }
 
 #[test]
+fn redis_is_off_unless_configured_and_gets_defaults() {
+    assert!(parse("").expect("valid").cache.redis.is_none());
+    let config = parse("[cache.redis]\nurl = \"redis://127.0.0.1:6379/0\"\n").expect("valid");
+    let redis = config.cache.redis.expect("redis configured");
+    assert_eq!(redis.url, "redis://127.0.0.1:6379/0");
+    assert_eq!(redis.key_prefix, DEFAULT_REDIS_KEY_PREFIX);
+    assert_eq!(redis.lock_ttl, DEFAULT_REDIS_LOCK_TTL);
+    assert_eq!(redis.timeout, DEFAULT_REDIS_TIMEOUT);
+}
+
+#[test]
+fn redis_errors_name_the_key() {
+    let cases = [
+        ("[cache.redis]\nurl = \"http://127.0.0.1\"\n", "cache.redis.url"),
+        ("[cache.redis]\nurl = \"rediss://127.0.0.1\"\n", "cache.redis.url"),
+        (
+            "[cache.redis]\nurl = \"redis://h\"\nkey_prefix = \"a b\"\n",
+            "cache.redis.key_prefix",
+        ),
+        (
+            "[cache.redis]\nurl = \"redis://h\"\nlock_ttl = \"1s\"\n",
+            "cache.redis.lock_ttl",
+        ),
+        (
+            "[cache.redis]\nurl = \"redis://h\"\ntimeout = \"0s\"\n",
+            "cache.redis.timeout",
+        ),
+        (
+            "[cache.redis]\nurl = \"redis://h\"\ntimeout = \"40s\"\n",
+            "cache.redis.timeout",
+        ),
+        ("[cache.redis]\nurl = \"redis://h\"\nlock = \"1s\"\n", "lock"),
+        ("[cache.redis]\nkey_prefix = \"x\"\n", "url"),
+    ];
+    for (extra, key) in cases {
+        let text = error_text(extra);
+        assert!(text.contains(key), "error for {extra:?} should name {key}: {text}");
+    }
+}
+
+#[test]
 fn server_limits_and_admin_parse_with_safe_defaults() {
     let config = parse("").expect("minimal config is valid");
     assert_eq!(config.server.header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT);

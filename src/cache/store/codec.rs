@@ -160,6 +160,19 @@ pub fn generated_at_ms(time: SystemTime) -> u64 {
     u64::try_from(time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A 128-bit hash of the whole key (path, query and variant): the name a tier stores the page under, so names
+/// never derive from the request path itself.
+pub fn key_hash(key: &CacheKey) -> u128 {
+    let mut hashed = key.path_and_query().as_bytes().to_vec();
+    for (name, value) in key.variant() {
+        hashed.push(0);
+        hashed.extend_from_slice(name.as_str().as_bytes());
+        hashed.push(0);
+        hashed.extend_from_slice(value.as_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_128(&hashed)
+}
+
 fn wire_headers<'a>(headers: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, value) in headers {

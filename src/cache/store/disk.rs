@@ -177,14 +177,7 @@ fn discard(path: &Path, err: &CodecError) {
 /// `root/ab/abcdef….entry` from a hash of the whole key (path, query and variant).
 /// The file holding `key` in the namespace directory `root`: a hash of the key, never the request path.
 pub fn file_path(root: &Path, key: &CacheKey) -> PathBuf {
-    let mut hashed = key.path_and_query().as_bytes().to_vec();
-    for (name, value) in key.variant() {
-        hashed.push(0);
-        hashed.extend_from_slice(name.as_str().as_bytes());
-        hashed.push(0);
-        hashed.extend_from_slice(value.as_bytes());
-    }
-    let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&hashed));
+    let hash = format!("{:032x}", codec::key_hash(key));
     root.join(&hash[..2]).join(format!("{hash}.entry"))
 }
 

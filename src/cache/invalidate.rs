@@ -1,0 +1,119 @@
+//! Invalidation: purges, stale marks and regenerations, applied here and, with a shared tier (Redis), announced
+//! to every instance; and [`Cache::apply`], through which this instance takes in the others' announcements.
+//!
+//! The `*_here` methods reach memory and this instance's own tiers only: they are what an announcement from
+//! elsewhere runs, so nothing is ever announced twice.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::store::{ApplyInvalidation, Invalidation, Store};
+use super::{Cache, CacheKey, Entry};
+
+impl Cache {
+    /// The callback through which the shared tier hands over other instances' invalidations. It reaches memory
+    /// and this instance's own tiers only (never the shared tier), so nothing is announced twice, and it holds
+    /// no reference to the shared tier, so the two can be dropped.
+    pub fn invalidation_applier(&self) -> ApplyInvalidation {
+        let mut local = self.clone();
+        local.shared = None;
+        Arc::new(move |invalidation| {
+            let local = local.clone();
+            Box::pin(async move { local.apply(invalidation).await })
+        })
+    }
+
+    /// Removes `key` from memory and every tier, on every instance (purge); returns whether it was cached.
+    pub async fn remove(&self, key: &CacheKey) -> bool {
+        let mut found = self.remove_here(key).await;
+        if let Some(shared) = &self.shared {
+            found |= shared.purge(key).await.unwrap_or(false);
+        }
+        found
+    }
+
+    /// Removes `key` from memory and this instance's own tiers.
+    async fn remove_here(&self, key: &CacheKey) -> bool {
+        let mut found = self.entries.remove(key).await.is_some();
+        for tier in self.tiers.iter() {
+            if !found {
+                found = tier.load(key).await.is_some();
+            }
+            tier.delete(key);
+        }
+        found
+    }
+
+    /// Marks a cached page stale (revalidation by tag, or of a path's variants), in memory and in every tier.
+    /// Other instances learn of it through the announcement that follows (a tag's, or the path's regeneration).
+    pub fn mark_stale(&self, key: &CacheKey, entry: &Arc<Entry>) {
+        entry.mark_stale();
+        for tier in self.tiers.iter() {
+            tier.save(key, entry);
+        }
+        if let Some(shared) = &self.shared {
+            shared.save(key, entry);
+        }
+    }
+
+    /// Marks stale (or, with `purge`, removes) every page carrying `tag`, on every instance. Returns how many
+    /// pages were found (here or in the shared tier, whichever knows more).
+    pub async fn invalidate_tag(&self, tag: &str, purge: bool) -> usize {
+        let here = self.invalidate_tag_here(tag, purge).await;
+        let shared = match &self.shared {
+            Some(shared) => shared.invalidate_tag(tag, purge).await.unwrap_or(0),
+            None => 0,
+        };
+        here.max(shared)
+    }
+
+    async fn invalidate_tag_here(&self, tag: &str, purge: bool) -> usize {
+        let tagged = self.keys_with_tag(tag).await;
+        for (key, entry) in &tagged {
+            if purge {
+                self.remove_here(key).await;
+            } else {
+                self.mark_stale(key, entry);
+            }
+        }
+        tagged.len()
+    }
+
+    /// Tells the other instances that `key` was regenerated on demand, so they drop their older copy.
+    pub fn announce_regenerated(&self, key: &CacheKey, entry: &Entry) {
+        if let Some(shared) = &self.shared {
+            shared.announce_regenerated(key, entry.generated_at);
+        }
+    }
+
+    /// Applies another instance's invalidation to memory and this instance's own tiers (see
+    /// [`Cache::invalidation_applier`]).
+    pub async fn apply(&self, invalidation: Invalidation) {
+        match invalidation {
+            Invalidation::Regenerated { key, generated_at } => {
+                self.forget_older(&key, generated_at).await;
+                // As on the instance that regenerated it: the path's RSC payloads go stale with it.
+                for (variant, entry) in self.variants_of(key.path()).await {
+                    self.mark_stale(&variant, &entry);
+                }
+            }
+            Invalidation::Purged { key } => {
+                self.remove_here(&key).await;
+            }
+            Invalidation::Tag { tag, purge } => {
+                self.invalidate_tag_here(&tag, purge).await;
+            }
+            Invalidation::Everything => self.entries.invalidate_all(),
+        }
+    }
+
+    /// Drops the in-memory copy of `key` if it was generated before `generated_at`; the next request reads the
+    /// newer page from the shared tier.
+    async fn forget_older(&self, key: &CacheKey, generated_at: SystemTime) {
+        if let Some(entry) = self.entries.get(key).await
+            && entry.generated_at < generated_at
+        {
+            self.entries.remove(key).await;
+        }
+    }
+}
