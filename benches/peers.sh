@@ -13,6 +13,8 @@
 #   benches/peers.sh --size 65536 --rounds 5 --out /tmp/bench-64k.tsv
 #   benches/peers.sh --rounds 1 --duration 3 --quiet-wait 20     # smoke run
 #   benches/peers.sh --with-disk --no-peers            # isr-proxy with and without [cache] dir, side by side
+#   benches/peers.sh --with-redis --no-peers           # + [cache.redis] (L1 hits), and isr-proxy-l2: a 1 MiB
+#                                                      #   memory cache, so nearly every hit comes from Redis
 # env:
 #   PEERS_MAX_SECONDS   hard bound on the whole compare.sh run (default 3600); it is stopped (TERM) after that
 #   RUST_LOG            isr-proxy's log filter (default warn)
@@ -33,11 +35,12 @@ compare="$bench/compare.sh"
 max_seconds=${PEERS_MAX_SECONDS:-3600}
 [[ $max_seconds =~ ^[0-9]+$ ]] || die "PEERS_MAX_SECONDS needs a whole number of seconds, got '$max_seconds'"
 
-no_peers=0 origin_given=0 with_disk=0
+no_peers=0 origin_given=0 with_disk=0 with_redis=0
 args=()
 for arg in "$@"; do
   case "$arg" in
     --with-disk) with_disk=1; continue ;;
+    --with-redis) with_redis=1; continue ;;
     --no-peers) no_peers=1 ;;
     --origin-port) origin_given=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
@@ -82,6 +85,7 @@ cleanup() {
       kill -TERM "$pid" 2>/dev/null || true
     fi
   done
+  if [ -f "$work/redis.pid" ]; then kill -TERM "$(cat "$work/redis.pid")" 2>/dev/null || true; fi
   rm -rf "$work"
   exit "$rc"
 }
@@ -91,24 +95,38 @@ trap 'exit 143' TERM
 
 # The candidate command: compare.sh runs it with PORT, ORIGIN_URL and TTL set. It writes the config from them and
 # execs the proxy, so compare.sh's PID is the server's and its CPU and memory accounting sees isr-proxy itself.
-# With the argument `disk` the proxy also persists to a directory of the run ([cache] dir).
+# Its argument picks a variant: none, `disk` ([cache] dir), `redis` ([cache.redis]) or `l2` (Redis, with a
+# 1 MiB memory cache, so nearly every request misses memory and is served from Redis).
 cat >"$work/run-isr-proxy.sh" <<EOF
 #!/usr/bin/env bash
 set -euo pipefail
 name=isr-proxy\${1:+-\$1}
 revalidate=\$(( \${TTL:-60} > 3600 ? \${TTL:-60} : 3600 ))
-cache=""
-[ "\${1:-}" = disk ] && cache=\$'[cache]\\ndir = "$work/disk"\\n'
+redis="[cache.redis]
+url = \"redis://127.0.0.1:\${REDIS_PORT:-6379}\"
+key_prefix = \"\$name:\""
+case "\${1:-}" in
+  disk) extra="[cache]
+dir = \"$work/disk\"" ;;
+  redis) extra="\$redis" ;;
+  l2) extra="[cache]
+max_size = \"1MiB\"
+max_entry_size = \"1MiB\"
+
+\$redis" ;;
+  *) extra="" ;;
+esac
 cat >"$work/\$name.toml" <<TOML
 listen = "127.0.0.1:\$PORT"
 
 [origin]
 url = "\$ORIGIN_URL"
 
-\$cache
 [[route]]
 path = "/page/:id"
 revalidate = \$revalidate
+
+\$extra
 TOML
 echo \$\$ >"$work/\$name.pid"
 export RUST_LOG=\${RUST_LOG:-warn}
@@ -118,6 +136,15 @@ chmod +x "$work/run-isr-proxy.sh"
 
 candidates=(--candidate "isr-proxy=exec $work/run-isr-proxy.sh")
 [ $with_disk = 1 ] && candidates+=(--candidate "isr-proxy-disk=exec $work/run-isr-proxy.sh disk")
+if [ $with_redis = 1 ]; then
+  command -v redis-server >/dev/null || die "redis-server not found (apt-get install -y redis-server)"
+  REDIS_PORT=$(python3 "$bench/benchutil.py" freeport)
+  export REDIS_PORT
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$work/redis.pid" --logfile "$work/redis.log"
+  candidates+=(--candidate "isr-proxy-redis=exec $work/run-isr-proxy.sh redis")
+  candidates+=(--candidate "isr-proxy-l2=exec $work/run-isr-proxy.sh l2")
+fi
 if [ $origin_given = 0 ]; then
   args=(--origin-port "$(python3 "$bench/benchutil.py" freeport)" "${args[@]}")
 fi
