@@ -1,0 +1,169 @@
+//! Crash safety of the disk tier: the real `isr-proxy` binary is killed with SIGKILL in the middle of a stream of
+//! regenerations; a proxy restarted on the same directory serves only whole pages, never a torn one.
+
+mod common;
+
+use std::net::TcpListener as StdListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestClient, TestOrigin, eventually, spawn_proxy};
+
+/// Big enough that a write takes a while and a torn file would be obvious.
+const FILLER: usize = 256 * 1024;
+const PAGES: usize = 40;
+
+fn whole_page(n: usize) -> String {
+    format!("BEGIN {n}\n{}\nEND {n}", "x".repeat(FILLER))
+}
+
+/// A body the origin rendered, complete: its header and trailer carry the same render number.
+fn is_whole(body: &str) -> bool {
+    let Some(rest) = body.strip_prefix("BEGIN ") else {
+        return false;
+    };
+    let Some((n, _)) = rest.split_once('\n') else {
+        return false;
+    };
+    body.len() == format!("BEGIN {n}\n").len() + FILLER + format!("\nEND {n}").len()
+        && body.ends_with(&format!("\nEND {n}"))
+}
+
+fn config(dir: &Path) -> String {
+    format!(
+        r#"
+[origin]
+url = "{{origin}}"
+
+[cache]
+dir = "{}"
+max_entry_size = "1MiB"
+compress = false
+
+[[route]]
+path = "/blog/:slug"
+revalidate = 3600
+"#,
+        dir.display()
+    )
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tmp_files(dir: &Path) -> usize {
+    let mut found = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "tmp") {
+                found += 1;
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_proxy_killed_mid_regeneration_restarts_with_whole_pages_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut origin = TestOrigin::new();
+    for i in 0..PAGES {
+        origin = origin.page(&format!("/blog/{i}"), whole_page);
+    }
+    let origin = origin.start().await;
+
+    let port = free_port();
+    let toml = format!("listen = \"127.0.0.1:{port}\"\n{}", config(dir.path())).replace("{origin}", &origin.url());
+    let config_file = dir.path().join("isr-proxy.toml");
+    std::fs::write(&config_file, toml).expect("write config");
+    let child = Command::new(env!("CARGO_BIN_EXE_isr-proxy"))
+        .arg("--config")
+        .arg(&config_file)
+        .env("ISR_REVALIDATE_TOKEN", "t")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start isr-proxy");
+    let mut child = KillOnDrop(child);
+    let client = TestClient::new(([127, 0, 0, 1], port).into());
+    eventually(10_000, "the isr-proxy binary to listen", async || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+
+    // Fill the cache, then keep it regenerating every page until the kill.
+    for i in 0..PAGES {
+        assert_eq!(client.get(&format!("/blog/{i}")).await.cache(), "MISS");
+    }
+    let paths: Vec<String> = (0..PAGES).map(|i| format!("\"/blog/{i}\"")).collect();
+    let body = format!("{{\"paths\": [{}]}}", paths.join(","));
+    let started = Instant::now();
+    let mut rounds = 0;
+    while started.elapsed() < Duration::from_millis(400) {
+        let revalidated = client
+            .post("/_isr/revalidate", body.clone())
+            .header("authorization", "Bearer t")
+            .await;
+        assert_eq!(revalidated.status, http::StatusCode::OK, "{}", revalidated.text);
+        rounds += 1;
+    }
+    // Kill while one more round of regenerations (and their disk writes) is in flight.
+    let last = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .post("/_isr/revalidate", body)
+                .header("authorization", "Bearer t")
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    child.0.kill().expect("SIGKILL isr-proxy");
+    let _ = child.0.wait();
+    drop(last);
+    assert!(rounds >= 2, "the stream of regenerations ran ({rounds} rounds)");
+
+    let restarted = spawn_proxy(&config(dir.path()), &origin).await;
+    let renders_before = origin.renders("/blog/0");
+    let mut hits = 0;
+    for i in 0..PAGES {
+        let page = restarted.client.get(&format!("/blog/{i}")).await;
+        assert!(
+            is_whole(&page.text),
+            "/blog/{i} ({}) is torn: {} bytes",
+            page.cache(),
+            page.text.len()
+        );
+        hits += usize::from(page.cache() == "HIT");
+    }
+    assert!(
+        hits >= PAGES / 2,
+        "most pages survive the crash on disk ({hits} of {PAGES} were HITs)"
+    );
+    assert!(origin.renders("/blog/0") <= renders_before + 1);
+    eventually(2_000, "leftover temp files to be removed", async || {
+        tmp_files(dir.path()) == 0
+    })
+    .await;
+    restarted.shutdown().await;
+}
