@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestClient, TestOrigin, eventually, spawn_proxy};
+use common::{TestClient, TestOrigin, eventually, files_with_extension, spawn_proxy};
 
 /// Big enough that a write takes a while and a torn file would be obvious.
 const FILLER: usize = 256 * 1024;
@@ -63,22 +63,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn tmp_files(dir: &Path) -> usize {
-    let mut found = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "tmp") {
-                found += 1;
-            }
-        }
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -162,7 +146,7 @@ async fn a_proxy_killed_mid_regeneration_restarts_with_whole_pages_only() {
     );
     assert!(origin.renders("/blog/0") <= renders_before + 1);
     eventually(2_000, "leftover temp files to be removed", async || {
-        tmp_files(dir.path()) == 0
+        files_with_extension(dir.path(), "tmp").is_empty()
     })
     .await;
     restarted.shutdown().await;

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{OriginHandle, ProxyHandle, TestOrigin, spawn_proxy, spawn_proxy_with};
+use common::{OriginHandle, ProxyHandle, TestOrigin, files_with_extension, spawn_proxy, spawn_proxy_with};
 use http::StatusCode;
 use isr_proxy::config::Token;
 
@@ -36,19 +36,7 @@ async fn start(dir: &Path, namespace: &str, origin: &OriginHandle) -> ProxyHandl
 }
 
 fn entry_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(next) = stack.pop() {
-        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "entry") {
-                found.push(path);
-            }
-        }
-    }
-    found
+    files_with_extension(dir, "entry")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

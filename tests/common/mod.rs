@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -472,4 +473,21 @@ pub(crate) async fn eventually(ms: u64, what: &str, mut check: impl AsyncFnMut()
         }
     })
     .await;
+}
+
+/// Every file under `dir` (recursively) whose name ends in `.{extension}`: the disk tier's entries and temp files.
+pub(crate) fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == extension) {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
