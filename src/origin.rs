@@ -208,17 +208,13 @@ impl OriginClient {
                 }));
             }
         }
-        let body = match received.len() {
-            0 => Bytes::new(),
-            1 => received.pop().unwrap_or_default(),
-            _ => {
-                let mut joined = Vec::with_capacity(len);
-                for chunk in &received {
-                    joined.extend_from_slice(chunk);
-                }
-                Bytes::from(joined)
-            }
-        };
+        // Always one exact-size copy, even for a single chunk: hyper's chunks are slices of the connection's read
+        // buffer, and a stored page holding one would keep that whole buffer alive.
+        let mut joined = Vec::with_capacity(len);
+        for chunk in &received {
+            joined.extend_from_slice(chunk);
+        }
+        let body = Bytes::from(joined);
         Ok(Fetched::Complete(OriginPage {
             status: parts.status,
             headers: parts.headers,
