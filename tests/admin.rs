@@ -106,22 +106,15 @@ async fn metrics_count_revalidations_by_kind_and_result() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     let text = admin.get("/metrics").await.text;
-    assert_eq!(
-        sample(&text, "isr_revalidations_total{kind=\"path\",result=\"regenerated\"}"),
-        1.0
-    );
-    assert_eq!(
-        sample(&text, "isr_revalidations_total{kind=\"path\",result=\"skipped\"}"),
-        1.0
-    );
-    assert_eq!(
-        sample(&text, "isr_revalidations_total{kind=\"tag\",result=\"marked_stale\"}"),
-        1.0
-    );
-    assert_eq!(
-        sample(&text, "isr_revalidations_total{kind=\"purge\",result=\"purged\"}"),
-        1.0
-    );
+    for (kind, result) in [
+        ("path", "regenerated"),
+        ("path", "skipped"),
+        ("tag", "marked_stale"),
+        ("purge", "purged"),
+    ] {
+        let name = format!("isr_revalidations_total{{kind=\"{kind}\",result=\"{result}\"}}");
+        assert_eq!(sample(&text, &name), 1.0, "{name}");
+    }
     assert_eq!(
         sample(&text, "isr_requests_total{cache=\"NONE\"}"),
         2.0,

@@ -6,17 +6,8 @@ mod common;
 
 use std::io::Read;
 
-use common::{TestOrigin, TestResponse, spawn_proxy};
+use common::{BLOG_CONFIG, TestOrigin, TestResponse, spawn_proxy};
 use http::StatusCode;
-
-const CONFIG: &str = r#"
-[origin]
-url = "{origin}"
-
-[[route]]
-path = "/blog/:slug"
-revalidate = 60
-"#;
 
 /// A page long and repetitive enough to be worth compressing.
 fn article(n: usize) -> String {
@@ -56,7 +47,7 @@ async fn each_client_gets_the_best_encoding_it_accepts_from_one_render() {
         .header("/blog/a", "content-type", "text/html; charset=utf-8")
         .start()
         .await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(BLOG_CONFIG, &origin).await;
     let identity = proxy.client.get("/blog/a").await;
     assert_eq!(identity.cache(), "MISS");
     assert_eq!(identity.text, article(1));
@@ -107,7 +98,7 @@ async fn if_none_match_is_checked_against_the_encoding_served() {
         .header("/blog/a", "content-type", "text/html")
         .start()
         .await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(BLOG_CONFIG, &origin).await;
     let br = proxy.client.get("/blog/a").header("accept-encoding", "br").await;
     let br_etag = br.header("etag").expect("etag").to_owned();
 
@@ -144,7 +135,7 @@ async fn small_or_binary_pages_are_served_as_they_are() {
         .header("/blog/image", "content-type", "image/png")
         .start()
         .await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(BLOG_CONFIG, &origin).await;
     for path in ["/blog/short", "/blog/image"] {
         proxy.client.get(path).await;
         let hit = proxy.client.get(path).header("accept-encoding", "br, gzip").await;
@@ -164,7 +155,7 @@ async fn an_origin_encoded_page_is_stored_as_sent_and_never_served_to_a_client_r
         .header("/blog/gz", "content-encoding", "gzip")
         .start()
         .await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(BLOG_CONFIG, &origin).await;
     let gzip_client = proxy.client.get("/blog/gz").header("accept-encoding", "gzip").await;
     assert_eq!(gzip_client.status, StatusCode::OK);
     assert_eq!(gzip_client.header("content-encoding"), Some("gzip"));

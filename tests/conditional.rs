@@ -4,22 +4,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestOrigin, spawn_proxy};
+use common::{BLOG_CONFIG, TestOrigin, spawn_proxy};
 use http::StatusCode;
-
-const CONFIG: &str = r#"
-[origin]
-url = "{origin}"
-
-[[route]]
-path = "/blog/:slug"
-revalidate = 60
-"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn matching_if_none_match_gets_304_without_body() {
     let origin = TestOrigin::new().start().await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(BLOG_CONFIG, &origin).await;
     let miss = proxy.client.get("/blog/a").await;
     assert_eq!((miss.cache(), miss.text.as_str()), ("MISS", "<p>/blog/a render 1</p>"));
     let etag = miss.header("etag").expect("stored pages carry an ETag").to_owned();
@@ -38,7 +29,7 @@ async fn matching_if_none_match_gets_304_without_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn non_matching_if_none_match_gets_the_page() {
     let origin = TestOrigin::new().start().await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(BLOG_CONFIG, &origin).await;
     assert_eq!(proxy.client.get("/blog/a").await.cache(), "MISS");
 
     let r = proxy
@@ -56,7 +47,7 @@ async fn non_matching_if_none_match_gets_the_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stale_page_answers_304_and_regenerated_page_gets_a_new_etag() {
     let origin = TestOrigin::new().start().await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(BLOG_CONFIG, &origin).await;
     let old = proxy.client.get("/blog/a").await;
     let old_etag = old.header("etag").expect("ETag").to_owned();
 

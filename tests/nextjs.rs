@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use common::{TestClient, TestResponse, eventually, spawn_proxy_for_url, within};
+use common::{BLOG_CONFIG, TestClient, TestResponse, eventually, spawn_proxy_for_url, within};
 use http::StatusCode;
 use isr_proxy::config::Token;
 
@@ -52,16 +52,6 @@ origin_cache_control = "ignore"
 [[route]]
 path = "/_next/static/*file"
 revalidate = false
-"#;
-
-/// The same pages with the default `origin_cache_control = "respect"`.
-const RESPECT_CONFIG: &str = r#"
-[origin]
-url = "{origin}"
-
-[[route]]
-path = "/blog/:slug"
-revalidate = 60
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +231,8 @@ async fn dynamic_pages_bypass_by_default_and_are_cached_with_origin_cache_contro
         return;
     };
 
-    let respecting = spawn_proxy_for_url(RESPECT_CONFIG, &next.url, |_| {}).await;
+    // BLOG_CONFIG keeps the default `origin_cache_control = "respect"`.
+    let respecting = spawn_proxy_for_url(BLOG_CONFIG, &next.url, |_| {}).await;
     let first = respecting.client.get("/blog/hello").await;
     let second = respecting.client.get("/blog/hello").await;
     for page in [&first, &second] {

@@ -4,21 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestOrigin, eventually, spawn_proxy, within};
-
-const CONFIG: &str = r#"
-[origin]
-url = "{origin}"
-
-[[route]]
-path = "/blog/:slug"
-revalidate = 60
-"#;
+use common::{BLOG_CONFIG, TestOrigin, eventually, spawn_proxy, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stale_page_is_served_at_once_and_regenerated_once_in_background() {
     let origin = TestOrigin::new().start().await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(BLOG_CONFIG, &origin).await;
     assert_eq!(proxy.client.get("/blog/a").await.cache(), "MISS");
 
     origin.set_latency("/blog/a", Duration::from_millis(400));
@@ -62,7 +53,7 @@ async fn stale_page_is_served_at_once_and_regenerated_once_in_background() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fresh_page_within_revalidate_is_not_regenerated() {
     let origin = TestOrigin::new().start().await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(BLOG_CONFIG, &origin).await;
     assert_eq!(proxy.client.get("/blog/b").await.cache(), "MISS");
 
     proxy.clock.advance(Duration::from_secs(59));

@@ -260,6 +260,16 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// The simplest cached setup: `/blog/:slug` fresh for 60 s in front of `{origin}`, everything else passed through.
+pub(crate) const BLOG_CONFIG: &str = r#"
+[origin]
+url = "{origin}"
+
+[[route]]
+path = "/blog/:slug"
+revalidate = 60
+"#;
+
 /// A proxy serving on loopback, with its manual clock and a client pointed at it.
 pub(crate) struct ProxyHandle {
     pub(crate) addr: SocketAddr,
