@@ -1,4 +1,7 @@
+use std::time::Duration;
+
 use super::*;
+use crate::route::{QueryPolicy, Revalidate};
 
 const MINIMAL: &str = r#"
 [origin]
