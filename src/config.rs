@@ -18,6 +18,7 @@ mod origin;
 mod revalidate;
 mod routes;
 mod server;
+mod tls;
 mod values;
 
 pub use cache::{
@@ -25,13 +26,16 @@ pub use cache::{
     DEFAULT_MAX_SIZE, DEFAULT_NAMESPACE, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_LOCK_TTL, DEFAULT_REDIS_TIMEOUT,
     DEFAULT_RETRY_AFTER, DiskConfig, RedisConfig,
 };
-pub use origin::{DEFAULT_ORIGIN_MAX_CONNECTIONS, DEFAULT_ORIGIN_QUEUE_TIMEOUT, DEFAULT_ORIGIN_TIMEOUT, OriginConfig};
+pub use origin::{
+    DEFAULT_ORIGIN_MAX_CONNECTIONS, DEFAULT_ORIGIN_QUEUE_TIMEOUT, DEFAULT_ORIGIN_TIMEOUT, HostHeader, OriginConfig,
+};
 pub use revalidate::{DEFAULT_REVALIDATE_PATH, DEFAULT_TAGS_HEADER, DEFAULT_TOKEN_ENV, RevalidateConfig, Token};
 pub use routes::{DEFAULT_CRAWLERS, DEFAULT_PRERENDER_CONCURRENCY, FallbackConfig, PrerenderConfig};
 pub use server::{
     AdminConfig, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_SIZE,
     DEFAULT_SHUTDOWN_TIMEOUT, MIN_MAX_HEADER_SIZE, ServerConfig,
 };
+pub use tls::PemFile;
 
 /// Where the proxy listens when `listen` is not set.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";

@@ -3,6 +3,10 @@
 //! A cached fetch ([`OriginClient::fetch`]) is fully determined by its [`CacheKey`] (no client headers leak in),
 //! buffered under a size limit, and bounded by one whole-response timeout, so a hung origin can never pin a key.
 //! Pass-through ([`OriginClient::forward`]) streams both ways and only bounds the time to response headers.
+//! `https://` origins go through rustls ([`tls`]), with HTTP/2 or HTTP/1.1 chosen by ALPN; connections are
+//! pooled and reused either way.
+
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +20,6 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
@@ -77,11 +80,12 @@ pub enum Fetched {
 /// Why an origin fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OriginError {
-    /// TCP connect failed (origin down, wrong address).
-    #[error("cannot connect to origin: {0}")]
+    /// The connection could not be made: origin down, wrong address, or a TLS handshake that failed (an
+    /// untrusted or mismatched certificate). The message carries the cause, e.g. `invalid peer certificate`.
+    #[error("cannot connect to origin: {}", causes(.0))]
     Connect(#[source] hyper_util::client::legacy::Error),
     /// The connection broke before a response arrived.
-    #[error("origin request failed: {0}")]
+    #[error("origin request failed: {}", causes(.0))]
     Request(#[source] hyper_util::client::legacy::Error),
     /// No complete response within the configured timeout.
     #[error("origin did not answer within {0:?}")]
@@ -115,7 +119,7 @@ impl OriginError {
 /// The pooled client for one origin.
 #[derive(Clone)]
 pub struct OriginClient {
-    client: Client<HttpConnector, OutgoingBody>,
+    client: Client<tls::OriginConnector, OutgoingBody>,
     scheme: Scheme,
     authority: Authority,
     prefix: Arc<str>,
@@ -130,12 +134,9 @@ pub struct OriginClient {
 impl OriginClient {
     /// A client for `config.url`; cached fetches buffer at most `max_body` bytes and are recorded in `metrics`.
     pub fn new(config: &OriginConfig, max_body: u64, metrics: Arc<Metrics>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+            .build(tls::connector(config, CONNECT_TIMEOUT));
         let parts = config.url.clone().into_parts();
         let prefix = parts
             .path_and_query
@@ -270,6 +271,22 @@ fn outcome_of(result: &Result<Fetched, OriginError>) -> OriginOutcome {
         }
         Err(OriginError::Busy(_)) => OriginOutcome::Busy,
     }
+}
+
+/// An error and its causes, outermost first (`client error (Connect): invalid peer certificate: UnknownIssuer`):
+/// hyper's own message alone says only "client error".
+fn causes(err: &hyper_util::client::legacy::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn classify(err: hyper_util::client::legacy::Error) -> OriginError {

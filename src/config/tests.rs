@@ -118,8 +118,8 @@ fn bad_configs_name_the_key_and_line() {
 #[test]
 fn bad_origin_urls_are_rejected() {
     for (url, needle) in [
-        ("ftp://x", "http://"),
-        ("https://x", "https"),
+        ("ftp://x", "https://"),
+        ("https:///a", "bad origin url"),
         ("not a url", "bad origin url"),
         ("http://x/?a=1", "query"),
     ] {
@@ -128,6 +128,45 @@ fn bad_origin_urls_are_rejected() {
             .unwrap_or_else(|| panic!("{url} must be rejected"))
             .to_string();
         assert!(err.contains("url") && err.contains(needle), "{url}: {err}");
+    }
+}
+
+#[test]
+fn https_origin_keys_are_checked_when_loaded() {
+    let https = Config::from_toml_str("[origin]\nurl = \"https://app.internal:8443\"\ntls_server_name = \"app\"\n")
+        .expect("https origins are accepted");
+    assert_eq!(https.origin.url.scheme_str(), Some("https"));
+    assert_eq!(https.origin.tls_server_name.as_deref(), Some("app"));
+    assert_eq!(https.origin.host_header, HostHeader::Host);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").expect("write");
+    let cases = [
+        ("url = \"http://a\"\nca_file = \"/x.pem\"\n", "origin.ca_file"),
+        (
+            "url = \"http://a\"\ntls_server_name = \"a\"\n",
+            "origin.tls_server_name",
+        ),
+        (
+            "url = \"https://a\"\ntls_server_name = \"a b\"\n",
+            "origin.tls_server_name",
+        ),
+        (
+            "url = \"https://a\"\nca_file = \"/nonexistent/ca.pem\"\n",
+            "origin.ca_file",
+        ),
+        (
+            &format!("url = \"https://a\"\nca_file = {:?}\n", not_pem.display().to_string()),
+            "origin.ca_file",
+        ),
+        ("url = \"https://a\"\nhost_header = \"via\"\n", "host_header"),
+    ];
+    for (origin, key) in cases {
+        let err = Config::from_toml_str(&format!("[origin]\n{origin}"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(key), "{origin:?} must be rejected naming {key}: {err:?}");
     }
 }
 

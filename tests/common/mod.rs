@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub(crate) mod redis_server;
+pub(crate) mod tls;
 
 /// The origin answers a request to this path with the request body.
 pub(crate) const ECHO_PATH: &str = "/echo";
@@ -52,6 +53,8 @@ struct OriginState {
     /// Requests being answered now, and the most there ever were at once.
     active: usize,
     max_active: usize,
+    /// Connections accepted (TLS: handshakes completed), to see pooled reuse.
+    connections: usize,
 }
 
 type SharedState = Arc<Mutex<OriginState>>;
@@ -63,6 +66,7 @@ pub(crate) struct SeenRequest {
     /// Path and query.
     pub(crate) uri: String,
     pub(crate) headers: HeaderMap,
+    pub(crate) version: http::Version,
 }
 
 /// Builds a scripted origin. Unscripted paths answer 200 `<p>{path} render {n}</p>`, `n` counting from 1 per path.
@@ -103,13 +107,24 @@ impl TestOrigin {
     }
 
     pub(crate) async fn start(self) -> OriginHandle {
+        self.start_with(None).await
+    }
+
+    /// Starts the origin behind TLS (HTTP/2 and HTTP/1.1 as `acceptor`'s ALPN offers); its URL is
+    /// `https://127.0.0.1:<port>`.
+    pub(crate) async fn start_tls(self, acceptor: tokio_rustls::TlsAcceptor) -> OriginHandle {
+        self.start_with(Some(acceptor)).await
+    }
+
+    async fn start_with(self, tls: Option<tokio_rustls::TlsAcceptor>) -> OriginHandle {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
         let addr = listener.local_addr().expect("origin address");
         let state = Arc::new(Mutex::new(self.state));
-        let server = tokio::spawn(serve_origin(listener, state.clone()));
+        let server = tokio::spawn(serve_origin(listener, state.clone(), tls.clone()));
         OriginHandle {
             addr,
             state,
+            tls,
             server: Mutex::new(Some(server)),
         }
     }
@@ -119,12 +134,21 @@ impl TestOrigin {
 pub(crate) struct OriginHandle {
     pub(crate) addr: SocketAddr,
     state: SharedState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     server: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl OriginHandle {
     pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// Connections the origin accepted (for TLS: handshakes that succeeded).
+    pub(crate) fn connections(&self) -> usize {
+        self.with_state(|s| s.connections)
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut OriginState) -> T) -> T {
@@ -173,7 +197,7 @@ impl OriginHandle {
     /// Listens again on the same address, with the same pages and counters.
     pub(crate) async fn resume(&self) {
         let listener = TcpListener::bind(self.addr).await.expect("rebind origin");
-        let server = tokio::spawn(serve_origin(listener, self.state.clone()));
+        let server = tokio::spawn(serve_origin(listener, self.state.clone(), self.tls.clone()));
         *self.server.lock().expect("origin server lock") = Some(server);
     }
 }
@@ -186,8 +210,9 @@ impl Drop for OriginHandle {
     }
 }
 
-/// Accept loop; connections live in a `JoinSet` so aborting this task closes them all.
-async fn serve_origin(listener: TcpListener, state: SharedState) {
+/// Accept loop; connections live in a `JoinSet` so aborting this task closes them all. Plain connections speak
+/// HTTP/1.1; TLS ones whatever ALPN chose.
+async fn serve_origin(listener: TcpListener, state: SharedState, tls: Option<tokio_rustls::TlsAcceptor>) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -195,9 +220,24 @@ async fn serve_origin(listener: TcpListener, state: SharedState) {
         };
         while connections.try_join_next().is_some() {}
         let state = state.clone();
-        let service = service_fn(move |request| respond(state.clone(), request));
+        let tls = tls.clone();
         connections.spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
+            let count_connection = || state.lock().expect("origin state lock").connections += 1;
+            let Some(acceptor) = tls else {
+                count_connection();
+                let service = service_fn(move |request| respond(state.clone(), request));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                return;
+            };
+            // A failed handshake (the client does not trust us) is not a connection.
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            count_connection();
+            let service = service_fn(move |request| respond(state.clone(), request));
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -214,6 +254,7 @@ async fn respond(state: SharedState, request: Request<Incoming>) -> Result<Respo
             .map(ToString::to_string)
             .unwrap_or_default(),
         headers: request.headers().clone(),
+        version: request.version(),
     };
     let (n, spec) = {
         let mut state = state.lock().expect("origin state lock");
