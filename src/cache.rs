@@ -23,15 +23,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use entry::{Entry, Freshness, Lifetime};
-pub use key::CacheKey;
+pub use key::{CacheKey, scoped_tag, unscoped_tag};
 use store::Store;
 use store::redis::RedisStore;
 
-/// Keys carrying each tag. Entries are re-checked on use, so a stale mapping is harmless, only wasted memory,
+/// Keys carrying each tag (scoped by host, see [`scoped_tag`]). Entries are re-checked on use, so a stale mapping is harmless, only wasted memory,
 /// and evictions clean it up.
 type TagIndex = Arc<Mutex<HashMap<String, HashSet<CacheKey>>>>;
 
-/// The variant keys (Next.js RSC payloads) cached for each path, so that revalidating a path reaches them too.
+/// The variant keys (Next.js RSC payloads) cached for each path (on its site: [`CacheKey::site_path`]), so that revalidating a path reaches them too.
 /// Only keys with a variant are indexed: a site without RSC requests pays nothing.
 type VariantIndex = Arc<Mutex<HashMap<Box<str>, HashSet<CacheKey>>>>;
 
@@ -113,7 +113,10 @@ impl Cache {
             }
             let mut index = tags.lock().unwrap_or_else(PoisonError::into_inner);
             for tag in page_tags {
-                index.entry(tag.clone()).or_default().insert(key.clone());
+                index
+                    .entry(scoped_tag(key.host(), tag).into_owned())
+                    .or_default()
+                    .insert(key.clone());
             }
         })
     }
@@ -173,12 +176,14 @@ impl Cache {
     fn index(&self, key: &CacheKey, entry: &Entry) {
         if !key.variant().is_empty() {
             let mut variants = self.variants.lock().unwrap_or_else(PoisonError::into_inner);
-            variants.entry(key.path().into()).or_default().insert(key.clone());
+            variants.entry(key.site_path().into()).or_default().insert(key.clone());
         }
         if !entry.tags.is_empty() {
             let mut tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
             for tag in entry.tags.iter() {
-                tags.entry(tag.clone()).or_default().insert(key.clone());
+                tags.entry(scoped_tag(key.host(), tag).into_owned())
+                    .or_default()
+                    .insert(key.clone());
             }
         }
     }
@@ -193,9 +198,10 @@ impl Cache {
         }
     }
 
-    /// The keys cached by this instance whose entries carry `tag`. Costs time proportional to those keys, not to
-    /// the cache.
+    /// The keys cached by this instance whose entries carry `tag` (a [`scoped_tag`]). Costs time proportional to
+    /// those keys, not to the cache.
     pub async fn keys_with_tag(&self, tag: &str) -> Vec<(CacheKey, Arc<Entry>)> {
+        let origin_tag = unscoped_tag(tag);
         let candidates: Vec<CacheKey> = {
             let tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
             tags.get(tag)
@@ -205,7 +211,7 @@ impl Cache {
         let mut found = Vec::with_capacity(candidates.len());
         for key in candidates {
             if let Some(entry) = self.get(&key).await
-                && entry.has_tag(tag)
+                && entry.has_tag(origin_tag)
             {
                 found.push((key, entry));
             }
@@ -213,12 +219,13 @@ impl Cache {
         found
     }
 
-    /// The cached variant keys (RSC payloads) of `path`, which a revalidation of the path must reach as well.
-    pub async fn variants_of(&self, path: &str) -> Vec<(CacheKey, Arc<Entry>)> {
+    /// The cached variant keys (RSC payloads) of `page`'s path, which a revalidation of the page must reach as
+    /// well.
+    pub async fn variants_of(&self, page: &CacheKey) -> Vec<(CacheKey, Arc<Entry>)> {
         let candidates: Vec<CacheKey> = {
             let variants = self.variants.lock().unwrap_or_else(PoisonError::into_inner);
             variants
-                .get(path)
+                .get(page.site_path().as_ref())
                 .map(|keys| keys.iter().cloned().collect())
                 .unwrap_or_default()
         };
@@ -267,10 +274,11 @@ fn unindex(index: &TagIndex, key: &CacheKey, tags: &[String]) {
     }
     let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
     for tag in tags {
-        if let Some(keys) = index.get_mut(tag) {
+        let tag = scoped_tag(key.host(), tag);
+        if let Some(keys) = index.get_mut(tag.as_ref()) {
             keys.remove(key);
             if keys.is_empty() {
-                index.remove(tag);
+                index.remove(tag.as_ref());
             }
         }
     }
@@ -281,10 +289,11 @@ fn unindex_variant(index: &VariantIndex, key: &CacheKey) {
         return;
     }
     let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(keys) = index.get_mut(key.path()) {
+    let site_path = key.site_path();
+    if let Some(keys) = index.get_mut(site_path.as_ref()) {
         keys.remove(key);
         if keys.is_empty() {
-            index.remove(key.path());
+            index.remove(site_path.as_ref());
         }
     }
 }

@@ -25,8 +25,11 @@ use tokio::sync::Semaphore;
 
 use crate::cache::entry::strip_connection_listed;
 use crate::cache::key::CacheKey;
-use crate::config::OriginConfig;
+use crate::config::{HostHeader, OriginConfig};
 use crate::metrics::{Metrics, OriginOutcome};
+
+/// Carries the client's host to the origin (pass-through) or a host-specific page's host (`origin.host_header`).
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Connect budget, separate from the response timeout so an unreachable origin fails fast with a 502.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -128,6 +131,7 @@ pub struct OriginClient {
     fetch_permits: Arc<Semaphore>,
     queue_timeout: Duration,
     user_agent: HeaderValue,
+    host_header: HostHeader,
     metrics: Arc<Metrics>,
 }
 
@@ -154,6 +158,7 @@ impl OriginClient {
             fetch_permits: Arc::new(Semaphore::new(config.max_connections)),
             queue_timeout: config.queue_timeout,
             user_agent: HeaderValue::from_static(concat!("isr-proxy/", env!("CARGO_PKG_VERSION"))),
+            host_header: config.host_header,
             metrics,
         }
     }
@@ -179,6 +184,16 @@ impl OriginClient {
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         for (name, value) in key.variant() {
             headers.insert(name.clone(), value.clone());
+        }
+        // A host-specific page is rendered for its site (a multi-tenant app picks the tenant from it).
+        if let Some(host) = key.host()
+            && let Ok(host) = HeaderValue::from_str(host)
+        {
+            let name = match self.host_header {
+                HostHeader::Host => header::HOST,
+                HostHeader::XForwardedHost => X_FORWARDED_HOST,
+            };
+            headers.insert(name, host);
         }
         let fetch = async {
             let _permit = tokio::time::timeout(self.queue_timeout, self.fetch_permits.acquire())
@@ -307,7 +322,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, original_host: Option<HeaderValue>) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
     const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
     let ip = client.ip().to_string();
     let forwarded_for = match headers.get(&XFF).and_then(|v| v.to_str().ok()) {
@@ -318,7 +332,7 @@ fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, original_host: Opt
         headers.insert(XFF, value);
     }
     if let Some(host) = original_host {
-        headers.entry(XFH).or_insert(host);
+        headers.entry(X_FORWARDED_HOST).or_insert(host);
     }
     headers.entry(XFP).or_insert(HeaderValue::from_static("http"));
 }

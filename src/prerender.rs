@@ -14,7 +14,7 @@ use crate::cache::CacheKey;
 use crate::config::PrerenderConfig;
 use crate::origin::{Fetched, OriginClient};
 use crate::regen::{RegenOutcome, Regenerator};
-use crate::route::{RouteTable, normalize_path};
+use crate::route::RouteTable;
 
 /// How often progress is logged while prerendering.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -98,27 +98,20 @@ impl Prerenderer {
     /// Fetches every listed path once; logs progress every few seconds and a summary at the end.
     pub async fn run(self: Arc<Self>) -> PrerenderReport {
         let started = Instant::now();
-        let mut paths: Vec<String> = self
+        let listed = self.listed_by_origin().await;
+        let pages = self
             .routes
-            .rules()
-            .iter()
-            .flat_map(|r| r.prerender.iter().cloned())
-            .collect();
-        paths.extend(self.listed_by_origin().await);
-        let mut keyed = Vec::with_capacity(paths.len());
-        for path in paths {
-            let (raw_path, query) = path
-                .split_once('?')
-                .map_or((path.as_str(), None), |(p, q)| (p, Some(q)));
-            let matched = normalize_path(raw_path)
-                .ok()
-                .and_then(|normal| self.routes.cached_route(&normal, query, Vec::new()));
-            match matched {
+            .prerender_pages()
+            .into_iter()
+            .chain(listed.iter().map(|page| (None, page.as_str())));
+        let mut keyed = Vec::new();
+        for (host, page) in pages {
+            match self.routes.cached_page(host, page) {
                 Some(matched) => keyed.push(matched),
-                None => tracing::warn!(path = %path, "prerender path is not under a cached route; skipped"),
+                None => tracing::warn!(page, "prerender path is not under a cached route; skipped"),
             }
         }
-        keyed.sort_by(|a, b| a.key.path_and_query().cmp(b.key.path_and_query()));
+        keyed.sort_by(|a, b| (a.key.host(), a.key.path_and_query()).cmp(&(b.key.host(), b.key.path_and_query())));
         keyed.dedup_by(|a, b| a.key == b.key);
 
         let mut report = PrerenderReport {

@@ -33,7 +33,7 @@ use crate::response::{
     passed_response, plain,
 };
 use crate::revalidate::{PRERENDER_REVALIDATE_HEADER, Revalidator};
-use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_path};
+use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_host, normalize_path};
 
 /// Tracing target of the per-request debug line: `RUST_LOG=isr_proxy::request=debug` shows only those lines
 /// (`isr_proxy=debug` shows them with everything else).
@@ -237,7 +237,14 @@ impl Proxy {
         let matched = cacheable_request
             .then(|| {
                 let variant = CacheKey::variant_of(request.headers());
-                self.routes.cached_route(&path, request.uri().query(), variant)
+                // Only a table with host-specific routes looks at the host: a single site pays nothing.
+                let host = if self.routes.has_sites() {
+                    request_host(&request)
+                } else {
+                    None
+                };
+                self.routes
+                    .cached_route_at(host.as_deref(), &path, request.uri().query(), variant)
             })
             .flatten();
         if let Some(matched) = &matched {
@@ -370,7 +377,7 @@ impl Proxy {
             return self.fetch_page(key, policy, None, facts).await;
         };
         self.regen.warm_in_background(key.clone(), policy.clone());
-        let placeholder_key = CacheKey::new(placeholder_path, None, Vec::new());
+        let placeholder_key = CacheKey::on_host(key.host(), placeholder_path, None, Vec::new());
         let placeholder = match self.cache.get(&placeholder_key).await {
             Some(entry) => Some(entry),
             None => match self.regen.fetch(placeholder_key, policy.clone(), None).await {
@@ -401,6 +408,15 @@ impl Proxy {
             }
         }
     }
+}
+
+/// The request's host, normalised ([`normalize_host`]): the URI's authority (HTTP/2, absolute-form) or `Host`.
+fn request_host(request: &Request<Incoming>) -> Option<std::borrow::Cow<'_, str>> {
+    let raw = match request.uri().authority() {
+        Some(authority) => authority.as_str(),
+        None => request.headers().get(http::header::HOST)?.to_str().ok()?,
+    };
+    normalize_host(raw)
 }
 
 /// Adds the disk tier when `cache.dir` is set; an unusable directory is logged and the proxy runs memory-only.

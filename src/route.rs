@@ -1,7 +1,10 @@
 //! Route rules: which request paths are cached, for how long, and with which part of the query.
 //!
 //! Owns pattern syntax (`/blog/:slug`, `/api/*rest`), precedence (static segment > `:param` > `*rest`, regardless
-//! of file order — delegated to `path-tree`), path normalisation and the query policy. Pure: no I/O, no clock.
+//! of file order — delegated to `path-tree`), path normalisation and the query policy. Routes may name hosts
+//! ([`sites`]): a request's host then selects its routes before the host-less ones. Pure: no I/O, no clock.
+
+pub mod sites;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,6 +15,8 @@ use http::header::{HeaderName, HeaderValue};
 
 use crate::cache::CacheKey;
 pub use crate::cacheability::{OriginCacheControl, Revalidate, StorePolicy};
+use sites::Sites;
+pub use sites::{HostPattern, normalize_host};
 
 /// Which query parameters are part of the cache key (and therefore of the origin request).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +47,9 @@ pub enum Fallback {
 pub struct RouteRule {
     /// The pattern as written in the config, e.g. `/blog/:slug`.
     pub pattern: String,
+    /// The hosts this route serves (`host = ...`); empty for a route that serves every host. A host-specific
+    /// route's pages are keyed by host.
+    pub hosts: Vec<HostPattern>,
     /// `false` for `cache = false`: matching requests are streamed through and never stored.
     pub cache: bool,
     /// Freshness of pages under this route.
@@ -115,64 +123,161 @@ pub enum RouteError {
     },
 }
 
+/// A path router over rule indexes.
+type PathRouter = path_tree::PathTree<usize>;
+
 /// The route rules, indexed for matching.
 #[derive(Clone)]
 pub struct RouteTable {
-    router: Arc<path_tree::PathTree<usize>>,
+    /// Routes without `host`.
+    router: Arc<PathRouter>,
+    /// Routes with `host`, by host; `None` when no route names one, so requests never look at their host.
+    sites: Option<Arc<Sites<PathRouter>>>,
     rules: Vec<Arc<RouteRule>>,
 }
 
 impl RouteTable {
-    /// Builds the table; fails on bad syntax or duplicate patterns.
+    /// Builds the table; fails on bad syntax or duplicate patterns (the same shape twice for one host).
     /// The error carries the index of the offending rule so the config can point at its line.
     pub fn new(rules: Vec<RouteRule>) -> Result<Self, (usize, RouteError)> {
-        let mut router = path_tree::PathTree::new();
-        let mut shapes = std::collections::HashMap::new();
-        for (index, rule) in rules.iter().enumerate() {
-            let (translated, shape) = translate(&rule.pattern).map_err(|err| (index, err))?;
-            if let Some(earlier) = shapes.insert(shape, index) {
-                return Err((
-                    index,
-                    RouteError::Duplicate {
-                        pattern: rule.pattern.clone(),
-                        earlier: rules[earlier].pattern.clone(),
-                    },
-                ));
-            }
-            let _route_id = router.insert(&translated, index);
+        let host_less = (0..rules.len()).filter(|&i| rules[i].hosts.is_empty());
+        let router = build_router(&rules, host_less)?;
+        let mut patterns: Vec<&HostPattern> = rules.iter().flat_map(|rule| &rule.hosts).collect();
+        patterns.sort_by_key(|p| p.to_string());
+        patterns.dedup();
+        let mut trees = Vec::with_capacity(patterns.len());
+        for pattern in patterns {
+            let serving = (0..rules.len()).filter(|&i| rules[i].hosts.contains(pattern));
+            trees.push((pattern.clone(), build_router(&rules, serving)?));
         }
+        let sites = (!trees.is_empty()).then(|| Arc::new(Sites::new(trees)));
         Ok(Self {
             router: Arc::new(router),
+            sites,
             rules: rules.into_iter().map(Arc::new).collect(),
         })
     }
 
-    /// The most specific rule matching an already normalised path, if any.
+    /// The most specific host-less rule matching an already normalised path, if any.
     pub fn match_path(&self, path: &str) -> Option<&Arc<RouteRule>> {
         let (index, _) = self.router.find(path)?;
         self.rules.get(*index)
     }
 
+    /// Whether any route names a host: only then does a request's host matter.
+    pub fn has_sites(&self) -> bool {
+        self.sites.is_some()
+    }
+
+    /// The rule for a normalised `host` (see [`normalize_host`]) and path: the host's own routes first (exact,
+    /// then wildcards), then the host-less ones. The flag says whether the rule is host-specific.
+    pub fn match_route(&self, host: Option<&str>, path: &str) -> Option<(&Arc<RouteRule>, bool)> {
+        if let (Some(sites), Some(host)) = (&self.sites, host) {
+            for router in sites.trees_for(host) {
+                if let Some((index, _)) = router.find(path) {
+                    return self.rules.get(*index).map(|rule| (rule, true));
+                }
+            }
+        }
+        self.match_path(path).map(|rule| (rule, false))
+    }
+
     /// The cached route and key for a normalised path, or `None` when the path is not cached (no route, or
     /// `cache = false`). Requests and on-demand revalidation both key pages through here, so they agree.
+    /// Host-less routes only; see [`RouteTable::cached_route_at`].
     pub fn cached_route(
         &self,
         path: &str,
         query: Option<&str>,
         variant: Vec<(HeaderName, HeaderValue)>,
     ) -> Option<MatchedRoute> {
-        let rule = self.match_path(path).filter(|rule| rule.cache)?;
+        self.cached_route_at(None, path, query, variant)
+    }
+
+    /// [`RouteTable::cached_route`] for a request to a normalised `host`: a host-specific route's key carries
+    /// the host; a host-less route's does not, so it is shared by every host as before.
+    pub fn cached_route_at(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        query: Option<&str>,
+        variant: Vec<(HeaderName, HeaderValue)>,
+    ) -> Option<MatchedRoute> {
+        let (rule, host_specific) = self.match_route(host, path).filter(|(rule, _)| rule.cache)?;
         let kept = rule.query.apply(query);
+        let key_host = host.filter(|_| host_specific);
         Some(MatchedRoute {
-            key: CacheKey::new(path, kept.as_deref(), variant),
+            key: CacheKey::on_host(key_host, path, kept.as_deref(), variant),
             rule: rule.clone(),
         })
+    }
+
+    /// The cached route and key of a page named in a prerender list or a revalidation call: `/path?query`, or a
+    /// full URL (`https://shop.example.com/path?query`) whose host then replaces `host`. Keyed exactly as a
+    /// request for it would be; `None` for a malformed name or a path no cached route serves.
+    pub fn cached_page(&self, host: Option<&str>, page: &str) -> Option<MatchedRoute> {
+        let (url_host, path_and_query) = match page.split_once("://") {
+            Some((_scheme, rest)) => {
+                let slash = rest.find('/').unwrap_or(rest.len());
+                (
+                    Some(normalize_host(&rest[..slash])?),
+                    rest.get(slash..).filter(|p| !p.is_empty()).unwrap_or("/"),
+                )
+            }
+            None => (None, page),
+        };
+        let host = url_host.as_deref().or(host);
+        let (path, query) = path_and_query
+            .split_once('?')
+            .map_or((path_and_query, None), |(p, q)| (p, Some(q)));
+        let path = normalize_path(path).ok()?;
+        self.cached_route_at(host, &path, query, Vec::new())
+    }
+
+    /// The pages listed in the routes' `prerender` keys: a host-specific route's paths once per exact host (a
+    /// wildcard names no host to render for).
+    pub fn prerender_pages(&self) -> Vec<(Option<&str>, &str)> {
+        let mut pages = Vec::new();
+        for rule in &self.rules {
+            for path in &rule.prerender {
+                if rule.hosts.is_empty() {
+                    pages.push((None, path.as_str()));
+                }
+                for host in &rule.hosts {
+                    if let HostPattern::Exact(host) = host {
+                        pages.push((Some(host.as_str()), path.as_str()));
+                    }
+                }
+            }
+        }
+        pages
     }
 
     /// All rules in config order.
     pub fn rules(&self) -> &[Arc<RouteRule>] {
         &self.rules
     }
+}
+
+/// A router over the rules at `indexes`; two of them with the same shape are a duplicate.
+fn build_router(rules: &[RouteRule], indexes: impl Iterator<Item = usize>) -> Result<PathRouter, (usize, RouteError)> {
+    let mut router = path_tree::PathTree::new();
+    let mut shapes = std::collections::HashMap::new();
+    for index in indexes {
+        let rule = &rules[index];
+        let (translated, shape) = translate(&rule.pattern).map_err(|err| (index, err))?;
+        if let Some(earlier) = shapes.insert(shape, index) {
+            return Err((
+                index,
+                RouteError::Duplicate {
+                    pattern: rule.pattern.clone(),
+                    earlier: rules[earlier].pattern.clone(),
+                },
+            ));
+        }
+        let _route_id = router.insert(&translated, index);
+    }
+    Ok(router)
 }
 
 impl fmt::Debug for RouteTable {
@@ -409,6 +514,7 @@ mod tests {
     fn rule(pattern: &str) -> RouteRule {
         RouteRule {
             pattern: pattern.to_owned(),
+            hosts: Vec::new(),
             cache: true,
             revalidate: Revalidate::After(Duration::from_secs(60)),
             expire: Duration::from_secs(3600),
@@ -439,6 +545,62 @@ mod tests {
             let got = t.match_path(path).map(|r| r.pattern.as_str());
             assert_eq!(got, want, "path {path}");
         }
+    }
+
+    fn on(hosts: &[&str], pattern: &str) -> RouteRule {
+        RouteRule {
+            hosts: hosts
+                .iter()
+                .map(|h| HostPattern::parse(h).expect("valid host"))
+                .collect(),
+            ..rule(pattern)
+        }
+    }
+
+    #[test]
+    fn a_hosts_routes_come_first_and_unknown_hosts_fall_through() {
+        let t = RouteTable::new(vec![
+            rule("/blog/:slug"),
+            rule("/about"),
+            on(&["shop.example.com"], "/blog/*rest"),
+            on(&["*.example.com"], "/about"),
+        ])
+        .expect("valid table");
+        let cases = [
+            (Some("shop.example.com"), "/blog/a", Some(("/blog/*rest", true))),
+            (Some("shop.example.com"), "/about", Some(("/about", true))),
+            (Some("blog.example.com"), "/blog/a", Some(("/blog/:slug", false))),
+            (Some("other.org"), "/about", Some(("/about", false))),
+            (None, "/blog/a", Some(("/blog/:slug", false))),
+            (Some("shop.example.com"), "/cart", None),
+        ];
+        for (host, path, want) in cases {
+            let got = t
+                .match_route(host, path)
+                .map(|(r, specific)| (r.pattern.as_str(), specific));
+            assert_eq!(got, want, "{host:?} {path}");
+        }
+        let key = |host| {
+            t.cached_route_at(host, "/blog/a", None, Vec::new())
+                .expect("cached")
+                .key
+        };
+        assert_eq!(key(Some("shop.example.com")).host(), Some("shop.example.com"));
+        assert_eq!(
+            key(Some("other.org")).host(),
+            None,
+            "host-less routes share one key across hosts"
+        );
+        assert_eq!(key(Some("other.org")), key(None));
+        assert!(!RouteTable::new(vec![rule("/a")]).expect("valid").has_sites());
+    }
+
+    #[test]
+    fn the_same_pattern_twice_for_one_host_is_a_duplicate() {
+        let ok = RouteTable::new(vec![rule("/a"), on(&["a.com"], "/a"), on(&["b.com"], "/a")]);
+        assert!(ok.is_ok(), "one pattern per host is fine");
+        let dup = RouteTable::new(vec![on(&["a.com", "b.com"], "/a"), on(&["b.com"], "/a")]);
+        assert!(matches!(dup, Err((1, RouteError::Duplicate { .. }))));
     }
 
     #[test]

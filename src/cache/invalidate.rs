@@ -56,7 +56,8 @@ impl Cache {
         }
     }
 
-    /// Marks stale (or, with `purge`, removes) every page carrying `tag`, on every instance. Returns how many
+    /// Marks stale (or, with `purge`, removes) every page carrying `tag` (a [`super::scoped_tag`]), on every
+    /// instance. Returns how many
     /// pages were found (here or in the shared tier, whichever knows more).
     pub async fn invalidate_tag(&self, tag: &str, purge: bool) -> usize {
         let here = self.invalidate_tag_here(tag, purge).await;
@@ -93,7 +94,7 @@ impl Cache {
             Invalidation::Regenerated { key, generated_at } => {
                 self.forget_older(&key, generated_at).await;
                 // As on the instance that regenerated it: the path's RSC payloads go stale with it.
-                for (variant, entry) in self.variants_of(key.path()).await {
+                for (variant, entry) in self.variants_of(&key).await {
                     self.mark_stale(&variant, &entry);
                 }
             }

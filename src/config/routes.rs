@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use super::values::{HumanDuration, parse_duration};
 use super::{ConfigError, LineOf, invalid, spanned_path};
-use crate::route::{Fallback, OriginCacheControl, QueryPolicy, Revalidate, RouteRule, RouteTable};
+use crate::route::{Fallback, HostPattern, OriginCacheControl, QueryPolicy, Revalidate, RouteRule, RouteTable};
 
 /// Pages prerendered at once at startup: enough to hide origin latency, few enough not to flood it.
 pub const DEFAULT_PRERENDER_CONCURRENCY: usize = 8;
@@ -86,6 +86,7 @@ impl RawFallback {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRoute {
     path: toml::Spanned<String>,
+    host: Option<toml::Spanned<HostSetting>>,
     cache: Option<bool>,
     revalidate: Option<RevalidateSetting>,
     not_found_revalidate: Option<RevalidateSetting>,
@@ -128,23 +129,17 @@ pub(super) fn route_table(
             &err.to_string(),
         )
     })?;
-    for (key, line, path) in prerender_lines {
-        let (raw_path, query) = path
-            .split_once('?')
-            .map_or((path.as_str(), None), |(p, q)| (p, Some(q)));
-        let under_cached_route = crate::route::normalize_path(raw_path)
-            .ok()
-            .and_then(|normal| routes.cached_route(&normal, query, Vec::new()))
-            .is_some();
-        if !under_cached_route {
+    for (key, line, path, host) in prerender_lines {
+        if routes.cached_page(host.as_deref(), &path).is_none() {
             return Err(invalid(&key, line, &format!("{path:?} is not under any cached route")));
         }
     }
     Ok(routes)
 }
 
-/// A prerender path with its key and line, checked once the whole table is built.
-type PrerenderLine = (String, Option<usize>, String);
+/// A prerender path with its key, line and (for a host-specific route) the host it is rendered for, checked
+/// once the whole table is built.
+type PrerenderLine = (String, Option<usize>, String, Option<String>);
 
 impl RawRoute {
     fn validate(
@@ -155,6 +150,39 @@ impl RawRoute {
     ) -> Result<(RouteRule, Vec<PrerenderLine>), ConfigError> {
         let line = line_of(self.path.span());
         let cache = self.cache.unwrap_or(true);
+        let hosts = match self.host {
+            Some(host) => {
+                let host_line = line_of(host.span());
+                let hosts = host.into_inner().0;
+                let mut parsed = Vec::with_capacity(hosts.len());
+                for text in &hosts {
+                    let pattern = HostPattern::parse(text).map_err(|reason| {
+                        invalid(&format!("route[{i}].host"), host_line, &format!("{text:?}: {reason}"))
+                    })?;
+                    parsed.push(pattern);
+                }
+                if parsed.is_empty() {
+                    return Err(invalid(
+                        &format!("route[{i}].host"),
+                        host_line,
+                        "list at least one host",
+                    ));
+                }
+                parsed
+            }
+            None => Vec::new(),
+        };
+        let exact_host = hosts.iter().find_map(|h| match h {
+            HostPattern::Exact(host) => Some(host.clone()),
+            HostPattern::Wildcard(_) => None,
+        });
+        if !hosts.is_empty() && exact_host.is_none() && self.prerender.as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(invalid(
+                &format!("route[{i}].prerender"),
+                line,
+                "a route whose hosts are all wildcards names no host to prerender for; list an exact host",
+            ));
+        }
         let cache_keys_set = self.revalidate.is_some()
             || self.query.is_some()
             || self.not_found_revalidate.is_some()
@@ -210,11 +238,13 @@ impl RawRoute {
                 format!("route[{i}].prerender[{j}]"),
                 line_of(path.span()),
                 path.get_ref().clone(),
+                exact_host.clone(),
             ));
             prerender.push(path.into_inner());
         }
         let rule = RouteRule {
             pattern: self.path.into_inner(),
+            hosts,
             cache,
             revalidate: self.revalidate.map_or(Revalidate::OnDemand, |r| r.0),
             expire: self.expire.map_or(default_expire, |d| d.0),
@@ -229,6 +259,32 @@ impl RawRoute {
             prerender,
         };
         Ok((rule, prerender_lines))
+    }
+}
+
+/// `host = "shop.example.com"`, `"*.example.com"` or a list of them.
+struct HostSetting(Vec<String>);
+
+impl<'de> Deserialize<'de> for HostSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = HostSetting;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a host (\"shop.example.com\", \"*.example.com\") or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(HostSetting(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut hosts = Vec::new();
+                while let Some(host) = seq.next_element::<String>()? {
+                    hosts.push(host);
+                }
+                Ok(HostSetting(hosts))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

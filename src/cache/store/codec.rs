@@ -43,6 +43,9 @@ pub enum CodecError {
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
+    /// The site of a host-specific route's page (absent for host-less routes and in older entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
     path_and_query: String,
     status: u16,
     etag: String,
@@ -61,6 +64,7 @@ struct Meta {
 pub fn encode(key: &CacheKey, entry: &Entry) -> Vec<u8> {
     let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let meta = Meta {
+        host: key.host().map(str::to_owned),
         path_and_query: key.path_and_query().to_owned(),
         status: entry.status.as_u16(),
         etag: String::from_utf8_lossy(entry.etag.as_bytes()).into_owned(),
@@ -130,7 +134,7 @@ pub fn decode(bytes: &[u8]) -> Result<(CacheKey, Entry), CodecError> {
         Some((path, query)) => (path, Some(query)),
         None => (meta.path_and_query.as_str(), None),
     };
-    let key = CacheKey::new(path, query, variant);
+    let key = CacheKey::on_host(meta.host.as_deref(), path, query, variant);
     let entry = Entry::restore(
         StatusCode::from_u16(meta.status).map_err(|_| CodecError::Malformed("status"))?,
         header_map,
@@ -160,10 +164,11 @@ pub fn generated_at_ms(time: SystemTime) -> u64 {
     u64::try_from(time.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A 128-bit hash of the whole key (path, query and variant): the name a tier stores the page under, so names
-/// never derive from the request path itself.
+/// A 128-bit hash of the whole key (host, path, query and variant): the name a tier stores the page under, so
+/// names never derive from the request path itself. A host-less key hashes as it always did.
 pub fn key_hash(key: &CacheKey) -> u128 {
-    let mut hashed = key.path_and_query().as_bytes().to_vec();
+    let mut hashed = key.host().unwrap_or_default().as_bytes().to_vec();
+    hashed.extend_from_slice(key.path_and_query().as_bytes());
     for (name, value) in key.variant() {
         hashed.push(0);
         hashed.extend_from_slice(name.as_str().as_bytes());
@@ -272,6 +277,25 @@ mod tests {
         assert_eq!(back.lifetime, entry.lifetime);
         assert_eq!(back.tags, entry.tags);
         assert!(back.is_marked_stale());
+    }
+
+    #[test]
+    fn a_host_specific_key_round_trips_and_names_its_own_file() {
+        let (plain, entry) = sample();
+        let key = CacheKey::on_host(
+            Some("shop.example.com"),
+            "/blog/a",
+            Some("page=2"),
+            plain.variant().to_vec(),
+        );
+        let (back_key, _) = decode(&encode(&key, &entry)).expect("decodes");
+        assert_eq!(back_key, key);
+        assert_eq!(back_key.host(), Some("shop.example.com"));
+        assert_ne!(
+            key_hash(&key),
+            key_hash(&plain),
+            "each site's page has its own name in a tier"
+        );
     }
 
     #[test]

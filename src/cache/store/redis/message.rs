@@ -34,6 +34,8 @@ enum Op {
 
 #[derive(Serialize, Deserialize)]
 struct WireKey {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
     path_and_query: String,
     variant: Vec<(String, Vec<u8>)>,
 }
@@ -41,6 +43,7 @@ struct WireKey {
 impl WireKey {
     fn from_key(key: &CacheKey) -> Self {
         Self {
+            host: key.host().map(str::to_owned),
             path_and_query: key.path_and_query().to_owned(),
             variant: key
                 .variant()
@@ -61,7 +64,7 @@ impl WireKey {
             Some((path, query)) => (path, Some(query)),
             None => (self.path_and_query.as_str(), None),
         };
-        Ok(CacheKey::new(path, query, variant))
+        Ok(CacheKey::on_host(self.host.as_deref(), path, query, variant))
     }
 }
 

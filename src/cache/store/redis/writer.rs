@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Failure, Shared, message, scripts};
 use crate::cache::store::Invalidation;
 use crate::cache::store::codec;
-use crate::cache::{CacheKey, Entry};
+use crate::cache::{CacheKey, Entry, scoped_tag};
 
 /// Writes and invalidations kept while Redis is down.
 const MAX_BACKLOG: usize = 1024;
@@ -156,7 +156,7 @@ async fn execute(shared: &Shared, job: Job) -> Result<(), Job> {
             let mut invoke = scripts::SAVE.prepare_invoke();
             invoke.key(keys.page(&key));
             for tag in entry.tags.iter() {
-                invoke.key(keys.tag(tag));
+                invoke.key(keys.tag(&scoped_tag(key.host(), tag)));
             }
             let ttl_ms = entry
                 .lifetime
