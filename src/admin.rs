@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use crate::config::ServerConfig;
 use crate::metrics::CONTENT_TYPE;
 use crate::proxy::Proxy;
+use crate::reload::LiveProxy;
 use crate::response::{Body, plain};
 
 /// Connections the admin listener serves at once: scrapers and probes, a handful at a time.
@@ -40,6 +41,17 @@ pub struct Health {
     pub prerender: PrerenderHealth,
     /// Lower cache tiers (disk, Redis), in lookup order.
     pub tiers: Vec<TierHealth>,
+    /// The config in effect.
+    pub config: ConfigHealth,
+}
+
+/// The `config` part of [`Health`].
+#[derive(Debug, Serialize)]
+pub struct ConfigHealth {
+    /// 0 for the config read at startup, one more per applied reload (SIGHUP).
+    pub generation: u64,
+    /// Settings changed by a reload that keep their old values until a restart.
+    pub restart_needed: Vec<&'static str>,
 }
 
 /// The `cache` part of [`Health`].
@@ -111,12 +123,21 @@ impl Health {
                 .into_iter()
                 .map(|(name, up)| TierHealth { name, up })
                 .collect(),
+            config: ConfigHealth {
+                generation: proxy.config_generation().number,
+                restart_needed: proxy.config_generation().restart_needed.clone(),
+            },
         }
     }
 }
 
 /// Serves `/metrics` and `/health` for `proxy` on `listener` until `shutdown` resolves.
 pub async fn run_admin(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
+    run_admin_live(listener, LiveProxy::new(proxy), shutdown).await;
+}
+
+/// [`run_admin`] for whatever proxy `live` holds when each request arrives (config reloads swap it).
+pub async fn run_admin_live(listener: TcpListener, live: Arc<LiveProxy>, shutdown: impl Future<Output = ()>) {
     let limits = ServerConfig {
         shutdown_timeout: Duration::from_secs(1),
         header_read_timeout: ADMIN_TIMEOUT,
@@ -125,7 +146,7 @@ pub async fn run_admin(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl 
         ..ServerConfig::default()
     };
     let handler = move |request: Request<Incoming>, _client: SocketAddr| {
-        let proxy = proxy.clone();
+        let proxy = live.current();
         async move { respond(&proxy, &request).await }
     };
     crate::server::serve(listener, handler, shutdown, &limits).await;

@@ -3,10 +3,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use isr_proxy::{Clock, Config, Proxy};
+use isr_proxy::{Clock, Config, Listening, LiveProxy, Proxy, Reloader};
 use tokio::net::TcpListener;
 
 /// Incremental Static Regeneration reverse proxy.
@@ -96,8 +97,7 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async {
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let bound = isr_proxy::listener::bind(config.listen, config.server.reuse_port)
             .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;
         let admin = match config.admin.listen {
             Some(address) => Some(
@@ -107,17 +107,25 @@ fn serve(path: &PathBuf) -> anyhow::Result<()> {
             ),
             None => None,
         };
-        tracing::info!(listen = %config.listen, origin = %config.origin.url, routes = config.routes.rules().len(), "isr-proxy ready");
-        let proxy = Proxy::new(&config, Clock::system());
+        let listen = bound.local_addr().unwrap_or(config.listen);
+        tracing::info!(listen = %listen, origin = %config.origin.url, routes = config.routes.rules().len(), reuse_port = config.server.reuse_port, "isr-proxy ready");
+        let live = LiveProxy::new(Proxy::new(&config, Clock::system()));
+        #[cfg(unix)]
+        tokio::spawn(isr_proxy::reload::reload_on_sighup(Arc::new(Reloader::new(
+            path.clone(),
+            config.clone(),
+            live.clone(),
+        ))));
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         // Started first, so `/health` shows prerendering progress while the public listener waits for it.
         let admin = admin.map(|listener| {
             tracing::info!(admin = ?listener.local_addr().ok(), "admin listener: /metrics, /health");
-            tokio::spawn(isr_proxy::run_admin(listener, proxy.clone(), async {
+            tokio::spawn(isr_proxy::run_admin_live(listener, live.clone(), async {
                 let _ = admin_stopped.await;
             }))
         });
-        isr_proxy::run_with_limits(listener, proxy, shutdown_signal(), config.server.clone()).await;
+        let limits = config.server.clone();
+        isr_proxy::run_live(Listening::Deferred(bound), live, shutdown_signal(), limits).await;
         let _ = stop_admin.send(());
         if let Some(admin) = admin {
             let _ = admin.await;

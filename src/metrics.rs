@@ -114,6 +114,11 @@ struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RevalidationLabels {
     kind: &'static str,
     result: &'static str,
@@ -153,6 +158,7 @@ pub struct Metrics {
     origin_latency: LatencyHistogram,
     response_latency: LatencyHistogram,
     revalidations: Family<RevalidationLabels, Counter>,
+    config_reloads: Family<ReloadLabel, Counter>,
     origin_state: AtomicU8,
 }
 
@@ -181,6 +187,7 @@ impl Metrics {
             origin_latency: LatencyHistogram::default(),
             response_latency: LatencyHistogram::default(),
             revalidations: Family::default(),
+            config_reloads: Family::default(),
             origin_state: AtomicU8::new(ORIGIN_UNKNOWN),
         }
     }
@@ -245,6 +252,12 @@ impl Metrics {
             .inc();
     }
 
+    /// Records one config reload (SIGHUP): applied, or refused because the file was invalid.
+    pub fn record_config_reload(&self, applied: bool) {
+        let result = if applied { "success" } else { "failure" };
+        self.config_reloads.get_or_create(&ReloadLabel { result }).inc();
+    }
+
     /// The Prometheus text for a scrape, with the figures in `snapshot`.
     pub fn encode(&self, snapshot: Snapshot) -> Result<String, fmt::Error> {
         let mut registry = Registry::with_prefix("isr");
@@ -272,6 +285,11 @@ impl Metrics {
             "revalidations",
             "On-demand revalidations, by kind (path, tag, purge) and result",
             self.revalidations.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Config reloads (SIGHUP), by result (success, failure: the old config kept serving)",
+            self.config_reloads.clone(),
         );
         registry.register(
             "regenerations_in_flight",

@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::header::AUTHORIZATION;
@@ -23,11 +24,12 @@ use crate::cache::store::redis::{RedisOptions, RedisState, RedisStore};
 use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{OriginCacheControl, Revalidate, StorePolicy};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, PrerenderConfig};
 use crate::metrics::{Metrics, RevalidationKind, Snapshot};
 use crate::origin::OriginClient;
 use crate::prerender::{PrerenderProgress, Prerenderer};
 use crate::regen::{Fetch, RegenOutcome, Regenerator};
+use crate::reload::ConfigGeneration;
 use crate::response::{
     Body, CacheStatus, ProxyError, RequestFacts, X_ISR_CACHE, entry_response, forwarded_response, oversized_response,
     passed_response, plain,
@@ -43,6 +45,10 @@ pub const REQUEST_LOG_TARGET: &str = "isr_proxy::request";
 /// Redis outage delays a deployment only a little.
 const REDIS_STARTUP_WAIT: Duration = Duration::from_secs(2);
 
+/// What a reloaded proxy takes over from the one before it: cache, clock, metrics, origin client, regenerator
+/// and the serving flag.
+type SharedParts = (Cache, Clock, Arc<Metrics>, OriginClient, Regenerator, Arc<AtomicBool>);
+
 /// The proxy: everything a request needs, shared by all connections.
 pub struct Proxy {
     routes: RouteTable,
@@ -56,6 +62,10 @@ pub struct Proxy {
     clock: Clock,
     tags_header: HeaderName,
     metrics: Arc<Metrics>,
+    /// Which config reload built this proxy.
+    generation: ConfigGeneration,
+    /// Whether the public listener accepts connections (set by the server, kept across reloads).
+    serving: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -72,6 +82,66 @@ impl Proxy {
             config.cache.retry_after,
             config.cache.compress,
         );
+        Self::assemble(
+            config,
+            config.prerender.clone(),
+            (cache, clock, metrics, origin, regen, Arc::default()),
+            ConfigGeneration::default(),
+        )
+    }
+
+    /// The proxy for a reloaded `config` (generation `generation`). It keeps this one's cache (memory, disk
+    /// and Redis, connections included), clock, metrics and flights in progress, and, with `keep_origin`, its
+    /// pooled origin connections. Prerendering of the new list runs in the background: a reload never makes the
+    /// instance unready.
+    pub fn reconfigured(&self, config: &Config, generation: ConfigGeneration, keep_origin: bool) -> Arc<Self> {
+        let origin = if keep_origin {
+            self.origin.clone()
+        } else {
+            OriginClient::new(&config.origin, config.cache.max_entry_size, self.metrics.clone())
+        };
+        let regen = self.regen.reconfigured(
+            origin.clone(),
+            config.revalidate.tags_header.clone(),
+            config.cache.retry_after,
+            config.cache.compress,
+        );
+        let prerender = PrerenderConfig {
+            wait: false,
+            ..config.prerender.clone()
+        };
+        let shared = (
+            self.cache.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            origin,
+            regen,
+            self.serving.clone(),
+        );
+        Self::assemble(config, prerender, shared, generation)
+    }
+
+    /// Which config reload built this proxy (0: the config read at startup), for logs.
+    pub fn generation(&self) -> u64 {
+        self.generation.number
+    }
+
+    /// The reload that built this proxy and the settings it left for a restart, for `/health`.
+    pub fn config_generation(&self) -> &ConfigGeneration {
+        &self.generation
+    }
+
+    /// The route table in effect.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    fn assemble(
+        config: &Config,
+        prerender: PrerenderConfig,
+        (cache, clock, metrics, origin, regen, serving): SharedParts,
+        generation: ConfigGeneration,
+    ) -> Arc<Self> {
         let token = config.revalidate.token.clone();
         if token.is_none() {
             tracing::warn!(
@@ -88,12 +158,7 @@ impl Proxy {
             clock.clone(),
             metrics.clone(),
         );
-        let prerenderer = Prerenderer::new(
-            config.prerender.clone(),
-            config.routes.clone(),
-            regen.clone(),
-            origin.clone(),
-        );
+        let prerenderer = Prerenderer::new(prerender, config.routes.clone(), regen.clone(), origin.clone());
         Arc::new(Self {
             routes: config.routes.clone(),
             prerenderer: Arc::new(prerenderer),
@@ -115,6 +180,8 @@ impl Proxy {
             clock,
             tags_header: config.revalidate.tags_header.clone(),
             metrics,
+            generation,
+            serving,
         })
     }
 
@@ -150,9 +217,15 @@ impl Proxy {
         self.prerenderer.progress()
     }
 
-    /// Whether the proxy serves requests: false only while `prerender.wait` holds back the listener.
+    /// Whether the proxy serves requests: its public listener accepts connections (not before startup
+    /// prerendering with `prerender.wait`, not once a shutdown began), for `/health`.
     pub fn is_ready(&self) -> bool {
-        !self.prerenderer.waits() || self.prerenderer.progress().finished
+        self.serving.load(Ordering::Acquire) && (!self.prerenderer.waits() || self.prerenderer.progress().finished)
+    }
+
+    /// Records whether the public listener accepts connections (the server calls this).
+    pub fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Release);
     }
 
     /// Prerenders the listed paths: before returning when `prerender.wait` is set (so the server accepts only

@@ -75,6 +75,14 @@ struct Inner {
     retry_after: std::time::Duration,
     /// Store gzip and brotli forms of compressible pages (`cache.compress`).
     compress: bool,
+    /// Kept across config reloads ([`Regenerator::reconfigured`]).
+    flights: Arc<Flights>,
+}
+
+/// What a regenerator knows beyond its settings: flights running, failures, known paths. A config reload keeps
+/// it, so single-flight and `fallback = false` paths carry over to the new config.
+#[derive(Default)]
+struct Flights {
     in_flight: Mutex<HashMap<CacheKey, watch::Receiver<Option<RegenOutcome>>>>,
     failures: Mutex<HashMap<CacheKey, SystemTime>>,
     warned_routes: Mutex<HashSet<Arc<str>>>,
@@ -100,7 +108,12 @@ struct InFlightGuard {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut in_flight = self
+            .inner
+            .flights
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         in_flight.remove(&self.key);
     }
 }
@@ -123,11 +136,30 @@ impl Regenerator {
                 tags_header,
                 retry_after,
                 compress,
-                in_flight: Mutex::default(),
-                failures: Mutex::default(),
-                warned_routes: Mutex::default(),
-                known: Mutex::default(),
-                failed: AtomicU64::new(0),
+                flights: Arc::default(),
+            }),
+        }
+    }
+
+    /// A regenerator with new settings (a config reload) that shares this one's cache, clock, flights in
+    /// progress, failure records and known paths: a flight started before the reload still coalesces requests
+    /// made after it.
+    pub fn reconfigured(
+        &self,
+        origin: OriginClient,
+        tags_header: HeaderName,
+        retry_after: std::time::Duration,
+        compress: bool,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                origin,
+                cache: self.inner.cache.clone(),
+                clock: self.inner.clock.clone(),
+                tags_header,
+                retry_after,
+                compress,
+                flights: self.inner.flights.clone(),
             }),
         }
     }
@@ -157,7 +189,12 @@ impl Regenerator {
             return false;
         }
         {
-            let in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            let in_flight = self
+                .inner
+                .flights
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if in_flight.contains_key(&key) {
                 return false;
             }
@@ -191,6 +228,7 @@ impl Regenerator {
     /// `fallback = false` routes, which serve only known paths.
     pub fn mark_known(&self, key: CacheKey) {
         self.inner
+            .flights
             .known
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -200,6 +238,7 @@ impl Regenerator {
     /// Whether [`Regenerator::mark_known`] was called for `key`.
     pub fn is_known(&self, key: &CacheKey) -> bool {
         self.inner
+            .flights
             .known
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -219,6 +258,7 @@ impl Regenerator {
     /// Flights running now (metrics).
     pub fn in_flight_count(&self) -> usize {
         self.inner
+            .flights
             .in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -227,12 +267,17 @@ impl Regenerator {
 
     /// Regenerations that failed since start (origin error, timeout, 5xx) (metrics).
     pub fn failure_count(&self) -> u64 {
-        self.inner.failed.load(Ordering::Relaxed)
+        self.inner.flights.failed.load(Ordering::Relaxed)
     }
 
     /// Whether a flight for `key` is running.
     pub fn is_in_flight(&self, key: &CacheKey) -> bool {
-        let in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let in_flight = self
+            .inner
+            .flights
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         in_flight.contains_key(key)
     }
 
@@ -245,7 +290,12 @@ impl Regenerator {
         recheck: Recheck,
         leader: Option<oneshot::Sender<Fetch>>,
     ) -> (watch::Receiver<Option<RegenOutcome>>, bool) {
-        let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut in_flight = self
+            .inner
+            .flights
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(rx) = in_flight.get(&key) {
             return (rx.clone(), false);
         }
@@ -267,7 +317,12 @@ impl Regenerator {
     }
 
     fn in_backoff(&self, key: &CacheKey) -> bool {
-        let failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let failures = self
+            .inner
+            .flights
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let Some(failed_at) = failures.get(key) else {
             return false;
         };
@@ -410,7 +465,11 @@ fn warn_bypass_once(inner: &Inner, policy: &StorePolicy, reason: BypassReason) {
     if !from_origin_headers || policy.revalidate == Revalidate::Origin {
         return;
     }
-    let mut warned = inner.warned_routes.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut warned = inner
+        .flights
+        .warned_routes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     if warned.insert(policy.route.clone()) {
         tracing::warn!(
             route = %policy.route,
@@ -421,9 +480,9 @@ fn warn_bypass_once(inner: &Inner, policy: &StorePolicy, reason: BypassReason) {
 }
 
 fn record_failure(inner: &Inner, key: &CacheKey) {
-    inner.failed.fetch_add(1, Ordering::Relaxed);
+    inner.flights.failed.fetch_add(1, Ordering::Relaxed);
     let now = inner.clock.now();
-    let mut failures = inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut failures = inner.flights.failures.lock().unwrap_or_else(PoisonError::into_inner);
     if failures.len() >= MAX_FAILURE_RECORDS {
         let retry_after = inner.retry_after;
         failures.retain(|_, at| now.duration_since(*at).unwrap_or_default() < retry_after);
@@ -432,6 +491,6 @@ fn record_failure(inner: &Inner, key: &CacheKey) {
 }
 
 fn clear_failure(inner: &Inner, key: &CacheKey) {
-    let mut failures = inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut failures = inner.flights.failures.lock().unwrap_or_else(PoisonError::into_inner);
     failures.remove(key);
 }

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::proxy::Proxy;
+use crate::reload::LiveProxy;
 use crate::response::Body;
 
 /// Runs the proxy's startup work (prerendering, which may hold back accepting), then serves `listener` until
@@ -52,14 +53,56 @@ pub async fn run_with_limits(
     shutdown: impl Future<Output = ()>,
     limits: ServerConfig,
 ) {
-    proxy.start().await;
-    let proxy_stop = proxy.clone();
+    run_live(Listening::Ready(listener), LiveProxy::new(proxy), shutdown, limits).await;
+}
+
+/// A listener to serve: listening already, or bound and listening only once startup work (prerendering) is
+/// done, so that with `SO_REUSEPORT` the kernel sends no connection to a process that is still warming up.
+pub enum Listening {
+    /// Accepting from the start.
+    Ready(TcpListener),
+    /// Bound; starts listening after [`Proxy::start`].
+    Deferred(crate::listener::BoundSocket),
+}
+
+/// With `server.reuse_port`, how long connections accepted just before shutdown get to send their first request
+/// before the graceful shutdown starts closing idle connections (see [`serve`]).
+const HANDOVER_GRACE: Duration = Duration::from_millis(250);
+
+/// Runs the proxy's startup work (prerendering), then serves whatever proxy `live` holds at the moment each
+/// request arrives (a config reload swaps it; requests in flight finish on theirs), until `shutdown` resolves,
+/// then drains. A deferred listener starts listening only after the startup work.
+pub async fn run_live(
+    listening: Listening,
+    live: Arc<LiveProxy>,
+    shutdown: impl Future<Output = ()>,
+    limits: ServerConfig,
+) {
+    live.current().start().await;
+    let listener = match listening {
+        Listening::Ready(listener) => listener,
+        Listening::Deferred(bound) => match bound.listen() {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen on the bound address");
+                return;
+            }
+        },
+    };
+    live.current().set_serving(true);
+    let handler_live = live.clone();
     let handler = move |request, client| {
-        let proxy = proxy.clone();
+        let proxy = handler_live.current();
         async move { proxy.handle(request, client).await }
     };
+    // While draining, `/health` says so: a load balancer stops sending new connections.
+    let draining_live = live.clone();
+    let shutdown = async move {
+        shutdown.await;
+        draining_live.current().set_serving(false);
+    };
     serve(listener, handler, shutdown, &limits).await;
-    proxy_stop.stop().await;
+    live.current().stop().await;
 }
 
 /// Serves `listener` with `handler` under `limits` until `shutdown` resolves, then drains for
@@ -98,40 +141,26 @@ pub(crate) async fn serve<H, F>(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let activity = Arc::new(ConnectionActivity::new());
-        let io = TrackedStream {
-            inner: stream,
-            activity: activity.clone(),
-        };
-        let handler = handler.clone();
-        let service_activity = activity.clone();
-        let service = service_fn(move |request| {
-            let guard = service_activity.request_started();
-            let response = handler(request, client);
-            async move {
-                let response = response.await;
-                Ok::<_, std::convert::Infallible>(response.map(|body| TrackedBody {
-                    inner: body,
-                    _guard: guard,
-                }))
-            }
-        });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
-        let (header_read_timeout, idle_timeout) = (limits.header_read_timeout, limits.idle_timeout);
-        tokio::spawn(async move {
-            let _permit = permit;
-            tokio::select! {
-                result = connection => if let Err(err) = result {
-                    tracing::debug!(error = %err, client = %client, "connection ended with an error");
-                },
-                reason = activity.expired(header_read_timeout, idle_timeout) => {
-                    tracing::debug!(client = %client, reason, "closing connection");
-                }
-            }
-        });
+        serve_connection(
+            &graceful,
+            &builder,
+            handler.clone(),
+            stream,
+            client,
+            Some(permit),
+            limits,
+        );
     }
-    drop(listener);
+    // Connections the kernel has queued but not handed over yet would be reset when the listener closes (with
+    // `SO_REUSEPORT`, a successor is already accepting the new ones): serve them before closing.
+    for (stream, client) in queued_connections(listener) {
+        serve_connection(&graceful, &builder, handler.clone(), stream, client, None, limits);
+    }
+    if limits.reuse_port {
+        // hyper's graceful shutdown closes a connection that has not sent a whole request yet: give the ones
+        // just accepted the time to send theirs, so a handover to the successor loses none.
+        tokio::time::sleep(HANDOVER_GRACE).await;
+    }
     tracing::info!("shutting down: draining connections");
     if tokio::time::timeout(limits.shutdown_timeout, graceful.shutdown())
         .await
@@ -139,6 +168,70 @@ pub(crate) async fn serve<H, F>(
     {
         tracing::warn!(timeout = ?limits.shutdown_timeout, "connections still open after the drain timeout; closing them");
     }
+}
+
+/// Serves one accepted connection in its own task, watched by `graceful` and the connection watchdog; `permit`
+/// is its `max_connections` slot.
+fn serve_connection<H, F>(
+    graceful: &GracefulShutdown,
+    builder: &auto::Builder<TokioExecutor>,
+    handler: H,
+    stream: TcpStream,
+    client: std::net::SocketAddr,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    limits: &ServerConfig,
+) where
+    H: Fn(Request<Incoming>, std::net::SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(ConnectionActivity::new());
+    let io = TrackedStream {
+        inner: stream,
+        activity: activity.clone(),
+    };
+    let service_activity = activity.clone();
+    let service = service_fn(move |request| {
+        let guard = service_activity.request_started();
+        let response = handler(request, client);
+        async move {
+            let response = response.await;
+            Ok::<_, std::convert::Infallible>(response.map(|body| TrackedBody {
+                inner: body,
+                _guard: guard,
+            }))
+        }
+    });
+    let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
+    let (header_read_timeout, idle_timeout) = (limits.header_read_timeout, limits.idle_timeout);
+    tokio::spawn(async move {
+        let _permit = permit;
+        tokio::select! {
+            result = connection => if let Err(err) = result {
+                tracing::debug!(error = %err, client = %client, "connection ended with an error");
+            },
+            reason = activity.expired(header_read_timeout, idle_timeout) => {
+                tracing::debug!(client = %client, reason, "closing connection");
+            }
+        }
+    });
+}
+
+/// Takes every connection already in the listener's accept queue, then closes the listener.
+fn queued_connections(listener: TcpListener) -> Vec<(TcpStream, std::net::SocketAddr)> {
+    let mut queued = Vec::new();
+    // The std listener accepts straight from the kernel, without waiting for the reactor to report readiness.
+    let Ok(listener) = listener.into_std() else {
+        return queued;
+    };
+    while let Ok((stream, client)) = listener.accept() {
+        if stream.set_nonblocking(true).is_ok()
+            && let Ok(stream) = TcpStream::from_std(stream)
+        {
+            queued.push((stream, client));
+        }
+    }
+    queued
 }
 
 fn builder(limits: &ServerConfig) -> auto::Builder<TokioExecutor> {

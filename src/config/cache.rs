@@ -32,7 +32,7 @@ pub const DEFAULT_REDIS_LOCK_TTL: Duration = Duration::from_secs(30);
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// `[cache]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheConfig {
     /// Bound on cached bytes.
     pub max_size: u64,
@@ -50,7 +50,7 @@ pub struct CacheConfig {
 }
 
 /// `[cache.redis]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host[:port][/db]` (or `redis+unix://`).
     pub url: String,
@@ -63,7 +63,7 @@ pub struct RedisConfig {
 }
 
 /// `[cache] dir, max_disk_size, namespace, keep_namespaces`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DiskConfig {
     /// Root directory of the persisted cache.
     pub dir: PathBuf,

@@ -23,6 +23,9 @@ pub struct RevalidateConfig {
     pub path: String,
     /// Environment variable holding the secret.
     pub token_env: String,
+    /// File holding the secret instead (`revalidate.token_file`), re-read on every reload so the token can be
+    /// rotated without a restart.
+    pub token_file: Option<std::path::PathBuf>,
     /// Response header the origin tags pages with.
     pub tags_header: HeaderName,
     /// The secret, read from `token_env` when the config is loaded; `None` disables the endpoint.
@@ -61,6 +64,7 @@ impl fmt::Debug for Token {
 pub(super) struct RawRevalidate {
     path: Option<toml::Spanned<String>>,
     token_env: Option<String>,
+    token_file: Option<std::path::PathBuf>,
     tags_header: Option<toml::Spanned<String>>,
 }
 
@@ -73,6 +77,26 @@ impl RawRevalidate {
             Some(p) => p.into_inner(),
             None => DEFAULT_REVALIDATE_PATH.to_owned(),
         };
+        if self.token_env.is_some() && self.token_file.is_some() {
+            return Err(invalid(
+                "revalidate.token_file",
+                None,
+                "set either token_env or token_file, not both",
+            ));
+        }
+        let token = match &self.token_file {
+            Some(file) => {
+                let secret = std::fs::read_to_string(file).map_err(|err| {
+                    invalid(
+                        "revalidate.token_file",
+                        None,
+                        &format!("cannot read {}: {err}", file.display()),
+                    )
+                })?;
+                Token::new(secret.trim())
+            }
+            None => None,
+        };
         let token_env = self.token_env.unwrap_or_else(|| DEFAULT_TOKEN_ENV.to_owned());
         let tags_header = match self.tags_header {
             Some(h) => HeaderName::from_bytes(h.get_ref().as_bytes())
@@ -81,8 +105,13 @@ impl RawRevalidate {
         };
         Ok(RevalidateConfig {
             path,
-            token: Token::from_env(&token_env),
+            token: if self.token_file.is_some() {
+                token
+            } else {
+                Token::from_env(&token_env)
+            },
             token_env,
+            token_file: self.token_file,
             tags_header,
         })
     }

@@ -28,7 +28,7 @@ pub const MIN_MAX_HEADER_SIZE: u64 = 8 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// `[server]`: the public listener's behaviour and its limits against slow or greedy clients.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Drain budget on shutdown.
     pub shutdown_timeout: Duration,
@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub max_header_size: u64,
     /// Client connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// Set `SO_REUSEPORT` on the public listener, so a new process can bind the same port during an upgrade.
+    pub reuse_port: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,12 +52,13 @@ impl Default for ServerConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            reuse_port: false,
         }
     }
 }
 
 /// `[admin]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AdminConfig {
     /// Address of the admin listener; `None` (the default) runs none.
     pub listen: Option<SocketAddr>,
@@ -69,6 +72,7 @@ pub(super) struct RawServer {
     idle_timeout: Option<HumanDuration>,
     max_header_size: Option<ByteCount>,
     max_connections: Option<usize>,
+    reuse_port: Option<bool>,
 }
 
 impl RawServer {
@@ -100,6 +104,7 @@ impl RawServer {
             idle_timeout: nonzero("server.idle_timeout", self.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
             max_header_size,
             max_connections,
+            reuse_port: self.reuse_port.unwrap_or(false),
         })
     }
 }

@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
+pub(crate) mod binary;
 pub(crate) mod redis_server;
 pub(crate) mod tls;
 
@@ -453,6 +454,14 @@ impl TestRequest {
     }
 
     pub(crate) async fn send(self) -> TestResponse {
+        let what = format!("{} {}", self.method, self.path);
+        self.try_send()
+            .await
+            .unwrap_or_else(|err| panic!("{what} failed: {err:?}"))
+    }
+
+    /// Sends the request; a transport error is returned instead of failing the test.
+    pub(crate) async fn try_send(self) -> Result<TestResponse, hyper_util::client::legacy::Error> {
         let mut request = Request::builder()
             .method(self.method.clone())
             .uri(format!("http://{}{}", self.client.addr, self.path));
@@ -461,21 +470,16 @@ impl TestRequest {
         }
         let request = request.body(self.body).expect("valid test request");
         let what = format!("{} {}", self.method, self.path);
-        let response = self
-            .client
-            .http
-            .request(request)
-            .await
-            .unwrap_or_else(|err| panic!("{what} failed: {err:?}"));
+        let response = self.client.http.request(request).await?;
         let (parts, body) = response.into_parts();
         let body = body.collect().await.unwrap_or_else(|err| panic!("{what} body: {err}"));
         let body = body.to_bytes();
-        TestResponse {
+        Ok(TestResponse {
             status: parts.status,
             headers: parts.headers,
             text: String::from_utf8_lossy(&body).into_owned(),
             body,
-        }
+        })
     }
 }
 

@@ -1,0 +1,143 @@
+//! Reloading the config of the real binary with SIGHUP: under load, no request fails, a changed route takes
+//! effect, the cache stays warm, an invalid file is refused while the old config keeps serving, and settings
+//! that need a restart are reported.
+
+mod common;
+
+use common::binary::{Load, ProxyProcess, free_port};
+use common::{TestOrigin, eventually};
+
+const BEFORE: &str = r#"
+listen = "{listen}"
+
+[origin]
+url = "{origin}"
+
+[admin]
+listen = "{admin}"
+
+[[route]]
+path = "/blog/:slug"
+revalidate = 60
+"#;
+
+/// `BEFORE` plus a cached `/docs/:slug` route.
+const AFTER: &str = r#"
+listen = "{listen}"
+
+[origin]
+url = "{origin}"
+
+[admin]
+listen = "{admin}"
+
+[[route]]
+path = "/blog/:slug"
+revalidate = 60
+
+[[route]]
+path = "/docs/:slug"
+revalidate = 60
+"#;
+
+async fn generation(proxy: &ProxyProcess) -> u64 {
+    proxy.health().await["config"]["generation"]
+        .as_u64()
+        .expect("generation")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sighup_applies_a_changed_route_under_load_with_the_cache_warm() {
+    let origin = TestOrigin::new().start().await;
+    let with_origin = |text: &str| text.replace("{origin}", &origin.url());
+    let proxy = ProxyProcess::start(&with_origin(BEFORE), free_port()).await;
+    assert_eq!(proxy.client.get("/blog/a").await.cache(), "MISS");
+    assert_eq!(
+        proxy.client.get("/docs/a").await.cache(),
+        "BYPASS",
+        "no /docs route yet"
+    );
+    assert_eq!(generation(&proxy).await, 0);
+
+    let load = Load::start(&proxy.client, &["/blog/a", "/docs/a"], 4, false);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    proxy.rewrite_config(&with_origin(AFTER));
+    proxy.signal("HUP");
+    eventually(5000, "the new /docs route to serve from the cache", async || {
+        proxy.client.get("/docs/a").await.cache() == "HIT"
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let served = load.stop().await;
+    assert!(served > 0, "the load ran");
+
+    assert_eq!(generation(&proxy).await, 1);
+    assert_eq!(
+        proxy.client.get("/blog/a").await.cache(),
+        "HIT",
+        "the memory tier survived the reload"
+    );
+    assert_eq!(
+        origin.renders("/blog/a"),
+        1,
+        "no page was rendered again because of the reload"
+    );
+    assert!(
+        proxy
+            .metrics()
+            .await
+            .contains("isr_config_reloads_total{result=\"success\"} 1"),
+        "the reload is counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_file_is_refused_and_restart_only_changes_are_reported() {
+    let origin = TestOrigin::new().start().await;
+    let with_origin = |text: &str| text.replace("{origin}", &origin.url());
+    let proxy = ProxyProcess::start(&with_origin(BEFORE), free_port()).await;
+    proxy.client.get("/blog/a").await;
+
+    proxy.rewrite_config(&with_origin(
+        &AFTER.replace("revalidate = 60\n\n[[route]]", "revalidate = \"often\"\n\n[[route]]"),
+    ));
+    proxy.signal("HUP");
+    eventually(5000, "the refused reload to be counted", async || {
+        proxy
+            .metrics()
+            .await
+            .contains("isr_config_reloads_total{result=\"failure\"} 1")
+    })
+    .await;
+    assert_eq!(generation(&proxy).await, 0, "the old config keeps serving");
+    assert_eq!(
+        proxy.client.get("/docs/a").await.cache(),
+        "BYPASS",
+        "nothing of the bad file applied"
+    );
+    assert_eq!(proxy.client.get("/blog/a").await.cache(), "HIT");
+
+    let moved = with_origin(AFTER).replace(
+        "listen = \"{listen}\"",
+        &format!("listen = \"127.0.0.1:{}\"", free_port()),
+    );
+    proxy.rewrite_config(&moved);
+    proxy.signal("HUP");
+    eventually(5000, "the reload to apply", async || generation(&proxy).await == 1).await;
+    let health = proxy.health().await;
+    assert_eq!(
+        health["config"]["restart_needed"],
+        serde_json::json!(["listen"]),
+        "{health}"
+    );
+    assert_eq!(
+        proxy.client.get("/docs/a").await.cache(),
+        "MISS",
+        "the rest of the file applied"
+    );
+    assert_eq!(
+        proxy.client.get("/blog/a").await.cache(),
+        "HIT",
+        "still on the old port"
+    );
+}
