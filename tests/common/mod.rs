@@ -27,6 +27,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
+pub(crate) mod binary;
+pub(crate) mod raw;
 pub(crate) mod redis_server;
 
 /// The origin answers a request to this path with the request body.
