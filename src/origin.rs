@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, Scheme};
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
@@ -222,16 +222,21 @@ impl OriginClient {
         }))
     }
 
-    /// Forwards a request as is (streamed body), minus hop-by-hop headers, plus `X-Forwarded-*`. Only the time
-    /// to response headers is bounded; the body streams for as long as it takes.
+    /// Forwards a request (streamed body), minus hop-by-hop headers, plus `X-Forwarded-*`, to `path`: the
+    /// normalised path the proxy routed on, so that the origin never sees a different path than the one the
+    /// proxy decided on (`/blog/../admin` is routed, and forwarded, as `/admin`). The query goes as sent. Only the
+    /// time to response headers is bounded; the body streams for as long as it takes.
     pub async fn forward(
         &self,
         request: Request<Incoming>,
+        path: &str,
         client: SocketAddr,
     ) -> Result<Response<Incoming>, OriginError> {
         let (mut parts, body) = request.into_parts();
-        let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        parts.uri = self.uri_for(path_and_query)?;
+        parts.uri = match parts.uri.query() {
+            Some(query) => self.uri_for(&format!("{path}?{query}"))?,
+            None => self.uri_for(path)?,
+        };
         let original_host = parts.headers.remove(header::HOST);
         strip_hop_by_hop(&mut parts.headers);
         add_forwarded(&mut parts.headers, client, original_host);

@@ -258,7 +258,7 @@ impl Proxy {
                 let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
                 self.serve_cached(key, &rule, &facts, crawler).await
             }
-            None => self.pass_through(request, client).await,
+            None => self.pass_through(request, &path, client).await,
         }
     }
 
@@ -392,8 +392,9 @@ impl Proxy {
         self.crawlers.iter().any(|crawler| agent.contains(crawler.as_str()))
     }
 
-    async fn pass_through(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
-        match self.origin.forward(request, client).await {
+    /// Streams the request to the origin at `path`, the normalised path it was routed on.
+    async fn pass_through(&self, request: Request<Incoming>, path: &str, client: SocketAddr) -> Response<Body> {
+        match self.origin.forward(request, path, client).await {
             Ok(response) => forwarded_response(response, &self.tags_header),
             Err(err) => {
                 tracing::warn!(error = %err, "pass-through failed");
