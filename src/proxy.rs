@@ -35,6 +35,8 @@ use crate::response::{
 use crate::revalidate::{PRERENDER_REVALIDATE_HEADER, Revalidator};
 use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_path};
 
+mod origin_mode;
+
 /// Tracing target of the per-request debug line: `RUST_LOG=isr_proxy::request=debug` shows only those lines
 /// (`isr_proxy=debug` shows them with everything else).
 pub const REQUEST_LOG_TARGET: &str = "isr_proxy::request";
@@ -245,7 +247,12 @@ impl Proxy {
         }
         match matched {
             Some(MatchedRoute { rule, key }) => {
-                let facts = RequestFacts::from_headers(request.headers());
+                let origin_mode = rule.revalidate == Revalidate::Origin;
+                let facts = if origin_mode {
+                    RequestFacts::from_headers_http(request.headers())
+                } else {
+                    RequestFacts::from_headers(request.headers())
+                };
                 if prerender {
                     let outcome = self.regen.regenerate(key.clone(), rule.store_policy()).await;
                     let stored = matches!(outcome, RegenOutcome::Stored(_));
@@ -255,10 +262,20 @@ impl Proxy {
                         return entry_response(&entry, CacheStatus::Revalidated, Duration::ZERO, &facts);
                     }
                 }
+                if origin_mode {
+                    return self.serve_origin_mode(request.headers(), key, &rule, &facts).await;
+                }
                 let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
                 self.serve_cached(key, &rule, &facts, crawler).await
             }
-            None => self.pass_through(request, &path, client).await,
+            None => {
+                let unsafe_target = self.unsafe_target(&request, &path);
+                let response = self.pass_through(request, &path, client).await;
+                if let Some(target) = unsafe_target {
+                    self.invalidate_after(target, &response).await;
+                }
+                response
+            }
         }
     }
 

@@ -1,8 +1,10 @@
 //! [`CacheKey`]: what identifies one cached page.
 //!
 //! A key is the normalised path, the query the route's policy keeps, and the request-header variant (Next.js's
-//! RSC headers). The key alone determines the origin request, so nothing a key ignores can change what is stored
-//! (no cache poisoning), and a background regeneration can replay the request without the client.
+//! RSC headers). On time-based routes the key alone determines the origin request, so nothing a key ignores can
+//! change what is stored (no cache poisoning), and a background regeneration can replay the request without the
+//! client. On `revalidate = "origin"` routes a key can also carry the request's values for the headers a
+//! response's `Vary` names ([`CacheKey::with_vary`]): one key per stored variant (RFC 9111 §4.1).
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -32,6 +34,10 @@ const VARIANT_HEADER_NAMES: [HeaderName; VARIANT_HEADERS.len()] = [
     HeaderName::from_static(VARIANT_HEADERS[4]),
 ];
 
+/// A request's values of the headers a stored response's `Vary` names, in the order of the names; `None` where
+/// the request lacked the header (which only a request lacking it too matches).
+pub type VaryValues = Box<[(HeaderName, Option<HeaderValue>)]>;
+
 /// Identifies one cached page. Cheap to clone (one `Arc`), and cheap to hash: the hash is computed once, when
 /// the key is made, so a cache lookup hashes eight bytes instead of the path and the variant headers.
 #[derive(Clone)]
@@ -42,6 +48,7 @@ struct KeyParts {
     hash: u64,
     path_and_query: Box<str>,
     variant: Box<[(HeaderName, HeaderValue)]>,
+    vary: VaryValues,
 }
 
 impl PartialEq for CacheKey {
@@ -49,7 +56,8 @@ impl PartialEq for CacheKey {
         Arc::ptr_eq(&self.0, &other.0)
             || (self.0.hash == other.0.hash
                 && self.0.path_and_query == other.0.path_and_query
-                && self.0.variant == other.0.variant)
+                && self.0.variant == other.0.variant
+                && self.0.vary == other.0.vary)
     }
 }
 
@@ -58,6 +66,30 @@ impl Eq for CacheKey {}
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.0.hash);
+    }
+}
+
+/// Feeds `sink` the bytes a key's hashes are computed from: path and query, then each variant header and each
+/// `Vary` value (absent and empty values differ), with separators no header can contain. Streaming, so the
+/// per-request hash allocates nothing.
+fn feed(path_and_query: &str, variant: &[(HeaderName, HeaderValue)], vary: &VaryValues, mut sink: impl FnMut(&[u8])) {
+    sink(path_and_query.as_bytes());
+    for (name, value) in variant {
+        sink(&[0]);
+        sink(name.as_str().as_bytes());
+        sink(&[0]);
+        sink(value.as_bytes());
+    }
+    for (name, value) in vary.iter() {
+        sink(&[1]);
+        sink(name.as_str().as_bytes());
+        match value {
+            Some(value) => {
+                sink(&[0]);
+                sink(value.as_bytes());
+            }
+            None => sink(&[2]),
+        }
     }
 }
 
@@ -74,19 +106,56 @@ impl CacheKey {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
         };
+        Self::from_parts(
+            path_and_query.into_boxed_str(),
+            variant.into_boxed_slice(),
+            Box::new([]),
+        )
+    }
+
+    fn from_parts(path_and_query: Box<str>, variant: Box<[(HeaderName, HeaderValue)]>, vary: VaryValues) -> Self {
         let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(hash_seed());
-        hasher.update(path_and_query.as_bytes());
-        for (name, value) in &variant {
-            hasher.update(&[0]);
-            hasher.update(name.as_str().as_bytes());
-            hasher.update(&[0]);
-            hasher.update(value.as_bytes());
-        }
+        feed(&path_and_query, &variant, &vary, |bytes| hasher.update(bytes));
         Self(Arc::new(KeyParts {
             hash: hasher.digest(),
-            path_and_query: path_and_query.into_boxed_str(),
-            variant: variant.into_boxed_slice(),
+            path_and_query,
+            variant,
+            vary,
         }))
+    }
+
+    /// This page's key narrowed to one variant of a response that varies on request headers: `vary` holds the
+    /// request's values for the names the response's `Vary` lists.
+    pub fn with_vary(&self, vary: VaryValues) -> Self {
+        Self::from_parts(self.0.path_and_query.clone(), self.0.variant.clone(), vary)
+    }
+
+    /// The key without its `Vary` part: the page's primary key, under which the names it varies on are kept.
+    pub fn primary(&self) -> Self {
+        if self.0.vary.is_empty() {
+            return self.clone();
+        }
+        self.with_vary(Box::new([]))
+    }
+
+    /// Whether `other` is this key or a `Vary` variant of the same page (same path, query and variant).
+    pub fn same_primary(&self, other: &Self) -> bool {
+        self.0.path_and_query == other.0.path_and_query && self.0.variant == other.0.variant
+    }
+
+    /// The `Vary` part ([`CacheKey::with_vary`]); empty for most keys.
+    pub fn vary(&self) -> &[(HeaderName, Option<HeaderValue>)] {
+        &self.0.vary
+    }
+
+    /// Bytes that identify the key (path and query, variant, `Vary` part), for hashes that outlive the process
+    /// (file names of the disk tier, Redis keys).
+    pub fn stable_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.weight() + 8);
+        feed(&self.0.path_and_query, &self.0.variant, &self.0.vary, |part| {
+            bytes.extend_from_slice(part);
+        });
+        bytes
     }
 
     /// The variant headers present on a request, in [`VARIANT_HEADERS`] order; empty for a plain page request.
@@ -118,13 +187,14 @@ impl CacheKey {
 
     /// Approximate bytes this key occupies, for the cache weigher.
     pub fn weight(&self) -> usize {
-        self.0.path_and_query.len()
-            + self
-                .0
-                .variant
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len())
-                .sum::<usize>()
+        let variant: usize = self.0.variant.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+        let vary: usize = self
+            .0
+            .vary
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, HeaderValue::len))
+            .sum();
+        self.0.path_and_query.len() + variant + vary
     }
 }
 
@@ -133,6 +203,12 @@ impl fmt::Display for CacheKey {
         f.write_str(self.path_and_query())?;
         for (name, value) in self.variant() {
             write!(f, " [{name}: {}]", value.to_str().unwrap_or("<binary>"))?;
+        }
+        for (name, value) in self.vary() {
+            match value {
+                Some(value) => write!(f, " [vary {name}: {}]", value.to_str().unwrap_or("<binary>"))?,
+                None => write!(f, " [vary {name} absent]")?,
+            }
         }
         Ok(())
     }
