@@ -17,6 +17,7 @@ pub mod entry;
 mod invalidate;
 pub mod key;
 pub mod store;
+mod variants;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,21 +27,18 @@ pub use entry::{Entry, Freshness, Lifetime};
 pub use key::{CacheKey, scoped_tag, unscoped_tag};
 use store::Store;
 use store::redis::RedisStore;
+use variants::Variants;
 
 /// Keys carrying each tag (scoped by host, see [`scoped_tag`]). Entries are re-checked on use, so a stale mapping is harmless, only wasted memory,
 /// and evictions clean it up.
 type TagIndex = Arc<Mutex<HashMap<String, HashSet<CacheKey>>>>;
-
-/// The variant keys (Next.js RSC payloads) cached for each path (on its site: [`CacheKey::site_path`]), so that revalidating a path reaches them too.
-/// Only keys with a variant are indexed: a site without RSC requests pays nothing.
-type VariantIndex = Arc<Mutex<HashMap<Box<str>, HashSet<CacheKey>>>>;
 
 /// The page store.
 #[derive(Clone)]
 pub struct Cache {
     entries: moka::future::Cache<CacheKey, Arc<Entry>>,
     tags: TagIndex,
-    variants: VariantIndex,
+    variants: Variants,
     /// This instance's lower tiers (disk), consulted in order on an in-memory miss and written behind every
     /// insert.
     tiers: Arc<[Arc<dyn Store>]>,
@@ -56,7 +54,7 @@ impl Cache {
     pub fn new(max_bytes: u64) -> Self {
         let tags: TagIndex = Arc::default();
         let listener_tags = tags.clone();
-        let variants: VariantIndex = Arc::default();
+        let variants = Variants::default();
         let listener_variants = variants.clone();
         let evictions = Arc::new(AtomicU64::new(0));
         let listener_evictions = evictions.clone();
@@ -71,7 +69,7 @@ impl Cache {
                 }
                 if cause != moka::notification::RemovalCause::Replaced {
                     unindex(&listener_tags, &key, &entry.tags);
-                    unindex_variant(&listener_variants, &key);
+                    listener_variants.unindex(&key);
                 }
             })
             .build();
@@ -174,10 +172,7 @@ impl Cache {
     }
 
     fn index(&self, key: &CacheKey, entry: &Entry) {
-        if !key.variant().is_empty() {
-            let mut variants = self.variants.lock().unwrap_or_else(PoisonError::into_inner);
-            variants.entry(key.site_path().into()).or_default().insert(key.clone());
-        }
+        self.variants.index(key);
         if !entry.tags.is_empty() {
             let mut tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
             for tag in entry.tags.iter() {
@@ -219,18 +214,44 @@ impl Cache {
         found
     }
 
-    /// The cached variant keys (RSC payloads) of `page`'s path, which a revalidation of the page must reach as
-    /// well.
+    /// The cached variants (RSC payloads, `Vary` variants) of `page`'s path on its site, which a revalidation
+    /// of the page must reach as well.
     pub async fn variants_of(&self, page: &CacheKey) -> Vec<(CacheKey, Arc<Entry>)> {
-        let candidates: Vec<CacheKey> = {
-            let variants = self.variants.lock().unwrap_or_else(PoisonError::into_inner);
-            variants
-                .get(page.site_path().as_ref())
-                .map(|keys| keys.iter().cloned().collect())
-                .unwrap_or_default()
-        };
-        let mut found = Vec::with_capacity(candidates.len());
-        for key in candidates {
+        let mut found = Vec::new();
+        for key in self.variants.of_page(page) {
+            if let Some(entry) = self.entries.get(&key).await {
+                found.push((key, entry));
+            }
+        }
+        found
+    }
+
+    /// The key a request for `primary` looks its page up under: `primary` itself, or, when the URL's stored
+    /// responses vary on request headers, `primary` narrowed by the request's values for them (RFC 9111 §4.1).
+    pub fn variant_key(&self, primary: &CacheKey, request: &http::HeaderMap) -> CacheKey {
+        match self.variants.vary_names(primary) {
+            Some(names) => primary.with_vary(crate::http_cache::selecting_values(&names, request)),
+            None => primary.clone(),
+        }
+    }
+
+    /// Records which request headers the latest stored response for `primary` varies on (`None`: none), so that
+    /// [`Cache::variant_key`] finds later requests' variants.
+    pub fn set_vary_names(&self, primary: &CacheKey, names: Option<Arc<[http::header::HeaderName]>>) {
+        self.variants.set_vary_names(primary, names);
+    }
+
+    /// How many `Vary` variants of `primary` are stored.
+    pub fn vary_variant_count(&self, primary: &CacheKey) -> usize {
+        self.variants.of_primary(primary).len()
+    }
+
+    /// Every stored response of one URL: `primary` and its `Vary` variants.
+    pub async fn url_entries(&self, primary: &CacheKey) -> Vec<(CacheKey, Arc<Entry>)> {
+        let mut keys = self.variants.of_primary(primary);
+        keys.push(primary.clone());
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
             if let Some(entry) = self.entries.get(&key).await {
                 found.push((key, entry));
             }
@@ -280,20 +301,6 @@ fn unindex(index: &TagIndex, key: &CacheKey, tags: &[String]) {
             if keys.is_empty() {
                 index.remove(tag.as_ref());
             }
-        }
-    }
-}
-
-fn unindex_variant(index: &VariantIndex, key: &CacheKey) {
-    if key.variant().is_empty() {
-        return;
-    }
-    let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
-    let site_path = key.site_path();
-    if let Some(keys) = index.get_mut(site_path.as_ref()) {
-        keys.remove(key);
-        if keys.is_empty() {
-            index.remove(site_path.as_ref());
         }
     }
 }

@@ -7,10 +7,12 @@
 //! reads top-down as that flow; [`server`] only accepts connections; `main.rs` only parses arguments.
 pub mod admin;
 pub mod cache;
+pub mod cache_status;
 pub mod cacheability;
 pub mod clock;
 pub mod compression;
 pub mod config;
+pub mod http_cache;
 pub mod listener;
 pub mod metrics;
 pub mod origin;

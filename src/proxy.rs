@@ -37,6 +37,8 @@ use crate::response::{
 use crate::revalidate::{PRERENDER_REVALIDATE_HEADER, Revalidator};
 use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_host, normalize_path};
 
+mod origin_mode;
+
 /// Tracing target of the per-request debug line: `RUST_LOG=isr_proxy::request=debug` shows only those lines
 /// (`isr_proxy=debug` shows them with everything else).
 pub const REQUEST_LOG_TARGET: &str = "isr_proxy::request";
@@ -325,7 +327,12 @@ impl Proxy {
         }
         match matched {
             Some(MatchedRoute { rule, key }) => {
-                let facts = RequestFacts::from_headers(request.headers());
+                let origin_mode = rule.revalidate == Revalidate::Origin;
+                let facts = if origin_mode {
+                    RequestFacts::from_headers_http(request.headers())
+                } else {
+                    RequestFacts::from_headers(request.headers())
+                };
                 if prerender {
                     let outcome = self.regen.regenerate(key.clone(), rule.store_policy()).await;
                     let stored = matches!(outcome, RegenOutcome::Stored(_));
@@ -335,10 +342,20 @@ impl Proxy {
                         return entry_response(&entry, CacheStatus::Revalidated, Duration::ZERO, &facts);
                     }
                 }
+                if origin_mode {
+                    return self.serve_origin_mode(request.headers(), key, &rule, &facts).await;
+                }
                 let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
                 self.serve_cached(key, &rule, &facts, crawler).await
             }
-            None => self.pass_through(request, client).await,
+            None => {
+                let unsafe_target = self.unsafe_target(&request, &path);
+                let response = self.pass_through(request, &path, client).await;
+                if let Some(target) = unsafe_target {
+                    self.invalidate_after(target, &response).await;
+                }
+                response
+            }
         }
     }
 
@@ -472,8 +489,9 @@ impl Proxy {
         self.crawlers.iter().any(|crawler| agent.contains(crawler.as_str()))
     }
 
-    async fn pass_through(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
-        match self.origin.forward(request, client).await {
+    /// Streams the request to the origin at `path`, the normalised path it was routed on.
+    async fn pass_through(&self, request: Request<Incoming>, path: &str, client: SocketAddr) -> Response<Body> {
+        match self.origin.forward(request, path, client).await {
             Ok(response) => forwarded_response(response, &self.tags_header),
             Err(err) => {
                 tracing::warn!(error = %err, "pass-through failed");

@@ -22,13 +22,16 @@ use std::time::SystemTime;
 use http::header::HeaderName;
 use tokio::sync::{oneshot, watch};
 
+pub use http_flight::{HttpFetch, MAX_VARY_VARIANTS};
+
 use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{BypassReason, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::compression::{self, Compressed};
-use crate::origin::{Fetched, OriginClient, OriginError, OriginPage, Oversized};
+use crate::origin::{FetchRequest, Fetched, OriginClient, OriginError, OriginPage, Oversized};
 
 mod fleet;
+mod http_flight;
 
 /// Failure records kept before old ones are pruned; bounds memory when many keys fail and are never retried.
 const MAX_FAILURE_RECORDS: usize = 10_000;
@@ -168,23 +171,58 @@ impl Regenerator {
     /// at `seen`): joins the key's flight or starts one. Waiters whose flight turned out uncacheable fetch for
     /// themselves, outside single-flight.
     pub async fn fetch(&self, key: CacheKey, policy: StorePolicy, seen: Option<SystemTime>) -> Fetch {
+        self.fetch_with(key, policy, Recheck::NewerThan(seen), None).await
+    }
+
+    /// [`Regenerator::fetch`] on a `revalidate = "origin"` route: the flight carries the client's request (its
+    /// headers reach the origin) and the stored response being validated, if any. A waiter gets the shared
+    /// response only if it is the variant the waiter's own request selects (RFC 9111 §4.1); otherwise it fetches
+    /// for itself.
+    pub async fn fetch_http(&self, key: CacheKey, policy: StorePolicy, fetch: HttpFetch) -> Fetch {
+        let seen = fetch.stored.as_ref().map(|entry| entry.generated_at);
+        self.fetch_with(key, policy, Recheck::NewerThan(seen), Some(fetch))
+            .await
+    }
+
+    async fn fetch_with(
+        &self,
+        key: CacheKey,
+        policy: StorePolicy,
+        recheck: Recheck,
+        fetch: Option<HttpFetch>,
+    ) -> Fetch {
         let (leader_tx, leader_rx) = oneshot::channel();
         let (shared, started) =
-            self.join_or_start(key.clone(), policy.clone(), Recheck::NewerThan(seen), Some(leader_tx));
+            self.join_or_start(key.clone(), policy.clone(), recheck, Some(leader_tx), fetch.clone());
         if started {
             return leader_rx.await.unwrap_or(Fetch::GaveUp);
         }
         match wait(shared).await {
-            RegenOutcome::Stored(entry) => Fetch::Stored(entry),
+            RegenOutcome::Stored(entry) if fetch.as_ref().is_none_or(|f| f.is_selected(&entry)) => Fetch::Stored(entry),
             RegenOutcome::Failed(err) => Fetch::Failed(err),
             RegenOutcome::GaveUp => Fetch::GaveUp,
-            RegenOutcome::NotStored(_) => self.fetch_alone(&key, &policy).await,
+            RegenOutcome::Stored(_) | RegenOutcome::NotStored(_) => {
+                self.fetch_alone(&key, &policy, fetch.as_ref()).await
+            }
         }
     }
 
     /// Starts a background regeneration of a stale page generated at `seen`, unless one is in flight or the key
     /// failed less than `retry_after` ago. Returns whether a flight was started.
     pub fn refresh_in_background(&self, key: CacheKey, policy: StorePolicy, seen: SystemTime) -> bool {
+        self.refresh_with(key, policy, seen, None)
+    }
+
+    /// [`Regenerator::refresh_in_background`] on a `revalidate = "origin"` route (RFC 5861
+    /// `stale-while-revalidate`): the flight validates `fetch.stored` with the client's request.
+    pub fn refresh_http_in_background(&self, key: CacheKey, policy: StorePolicy, fetch: HttpFetch) -> bool {
+        let Some(seen) = fetch.stored.as_ref().map(|entry| entry.generated_at) else {
+            return false;
+        };
+        self.refresh_with(key, policy, seen, Some(fetch))
+    }
+
+    fn refresh_with(&self, key: CacheKey, policy: StorePolicy, seen: SystemTime, fetch: Option<HttpFetch>) -> bool {
         if self.in_backoff(&key) {
             return false;
         }
@@ -199,7 +237,8 @@ impl Regenerator {
                 return false;
             }
         }
-        self.join_or_start(key, policy, Recheck::NewerThan(Some(seen)), None).1
+        self.join_or_start(key, policy, Recheck::NewerThan(Some(seen)), None, fetch)
+            .1
     }
 
     /// Regenerates `key` now (on demand), joining a flight already running for it, and waits for the outcome.
@@ -221,7 +260,7 @@ impl Regenerator {
 
     /// Starts fetching a page nobody has yet (the real page behind a `fallback = true` placeholder).
     pub fn warm_in_background(&self, key: CacheKey, policy: StorePolicy) {
-        let _joined = self.join_or_start(key, policy, Recheck::NewerThan(None), None);
+        let _joined = self.join_or_start(key, policy, Recheck::NewerThan(None), None, None);
     }
 
     /// Records that `key` exists on the site (listed for prerendering, or regenerated on demand), for
@@ -247,7 +286,7 @@ impl Regenerator {
 
     async fn run_to_outcome(&self, key: CacheKey, policy: StorePolicy, recheck: Recheck) -> RegenOutcome {
         // The shared outcome is what counts here (a 5xx is a failure, not a page to pass on).
-        let (shared, _started) = self.join_or_start(key.clone(), policy, recheck, None);
+        let (shared, _started) = self.join_or_start(key.clone(), policy, recheck, None, None);
         let outcome = wait(shared).await;
         if matches!(outcome, RegenOutcome::Stored(_)) {
             self.mark_known(key);
@@ -289,6 +328,7 @@ impl Regenerator {
         policy: StorePolicy,
         recheck: Recheck,
         leader: Option<oneshot::Sender<Fetch>>,
+        fetch: Option<HttpFetch>,
     ) -> (watch::Receiver<Option<RegenOutcome>>, bool) {
         let mut in_flight = self
             .inner
@@ -306,14 +346,14 @@ impl Regenerator {
             inner: self.inner.clone(),
             key,
         };
-        tokio::spawn(fly(guard, policy, recheck, tx, leader));
+        tokio::spawn(fly(guard, policy, recheck, tx, leader, fetch));
         (rx, true)
     }
 
     /// A fetch outside single-flight, for a waiter whose shared flight was not cacheable (it may carry one
     /// user's cookie, so it was not handed over).
-    async fn fetch_alone(&self, key: &CacheKey, policy: &StorePolicy) -> Fetch {
-        fetch_and_store(&self.inner, key, policy).await.1
+    async fn fetch_alone(&self, key: &CacheKey, policy: &StorePolicy, fetch: Option<&HttpFetch>) -> Fetch {
+        fetch_and_store(&self.inner, key, policy, fetch).await.1
     }
 
     fn in_backoff(&self, key: &CacheKey) -> bool {
@@ -346,6 +386,7 @@ async fn fly(
     recheck: Recheck,
     tx: watch::Sender<Option<RegenOutcome>>,
     leader: Option<oneshot::Sender<Fetch>>,
+    fetch: Option<HttpFetch>,
 ) {
     let inner = &guard.inner;
     let key = &guard.key;
@@ -355,7 +396,7 @@ async fn fly(
         None => match fleet::take_turn(inner, key, recheck, started).await {
             fleet::Turn::Shared(entry) => (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry)),
             fleet::Turn::Render(lock) => {
-                let rendered = fetch_and_store(inner, key, &policy).await;
+                let rendered = fetch_and_store(inner, key, &policy, fetch.as_ref()).await;
                 // Released after the page's write to the shared tier was queued, so it lands first.
                 drop(lock);
                 rendered
@@ -378,10 +419,22 @@ async fn already_newer(inner: &Inner, key: &CacheKey, recheck: Recheck) -> Optio
     (newer && current.freshness(inner.clock.now()) == Freshness::Fresh).then_some(current)
 }
 
-async fn fetch_and_store(inner: &Inner, key: &CacheKey, policy: &StorePolicy) -> (RegenOutcome, Fetch) {
+async fn fetch_and_store(
+    inner: &Inner,
+    key: &CacheKey,
+    policy: &StorePolicy,
+    fetch: Option<&HttpFetch>,
+) -> (RegenOutcome, Fetch) {
+    if let Some(fetch) = fetch {
+        return http_flight::fetch_and_store(inner, key, policy, fetch).await;
+    }
+    if policy.revalidate == Revalidate::Origin {
+        // On-demand regeneration, prerendering, placeholders: no client request to carry.
+        return http_flight::fetch_and_store(inner, key, policy, &HttpFetch::unconditional()).await;
+    }
     // A page's age counts from when it was requested (RFC 9111 §4.2.3), which also orders racing writers.
     let requested_at = inner.clock.now();
-    match inner.origin.fetch(key).await {
+    match inner.origin.fetch(key, &FetchRequest::default()).await {
         Ok(Fetched::Complete(page)) if page.status.is_server_error() => {
             record_failure(inner, key);
             tracing::warn!(key = %key, status = page.status.as_u16(), "origin answered an error; keeping the last good page");
@@ -401,14 +454,7 @@ async fn fetch_and_store(inner: &Inner, key: &CacheKey, policy: &StorePolicy) ->
                         lifetime,
                         &inner.tags_header,
                     );
-                    let entry = Arc::new(precompress(entry, inner.compress).await);
-                    let entry = if inner.cache.insert(key.clone(), entry.clone()).await {
-                        tracing::debug!(key = %key, bytes = entry.body.len(), "stored");
-                        entry
-                    } else {
-                        tracing::debug!(key = %key, "a newer page was stored meanwhile; keeping it");
-                        inner.cache.get(key).await.unwrap_or(entry)
-                    };
+                    let entry = store(inner, key, entry).await;
                     (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry))
                 }
                 Err(reason) => {
@@ -432,6 +478,18 @@ async fn fetch_and_store(inner: &Inner, key: &CacheKey, policy: &StorePolicy) ->
             let err = Arc::new(err);
             (RegenOutcome::Failed(err.clone()), Fetch::Failed(err))
         }
+    }
+}
+
+/// Compresses `entry` and stores it under `key`; returns what is stored now (a newer page stored meanwhile wins).
+async fn store(inner: &Inner, key: &CacheKey, entry: Entry) -> Arc<Entry> {
+    let entry = Arc::new(precompress(entry, inner.compress).await);
+    if inner.cache.insert(key.clone(), entry.clone()).await {
+        tracing::debug!(key = %key, bytes = entry.body.len(), "stored");
+        entry
+    } else {
+        tracing::debug!(key = %key, "a newer page was stored meanwhile; keeping it");
+        inner.cache.get(key).await.unwrap_or(entry)
     }
 }
 

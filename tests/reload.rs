@@ -8,13 +8,8 @@ use common::binary::{Load, ProxyProcess, free_port};
 use common::{TestOrigin, eventually};
 
 const BEFORE: &str = r#"
-listen = "{listen}"
-
 [origin]
 url = "{origin}"
-
-[admin]
-listen = "{admin}"
 
 [[route]]
 path = "/blog/:slug"
@@ -23,13 +18,8 @@ revalidate = 60
 
 /// `BEFORE` plus a cached `/docs/:slug` route.
 const AFTER: &str = r#"
-listen = "{listen}"
-
 [origin]
 url = "{origin}"
-
-[admin]
-listen = "{admin}"
 
 [[route]]
 path = "/blog/:slug"
@@ -49,8 +39,7 @@ async fn generation(proxy: &ProxyProcess) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sighup_applies_a_changed_route_under_load_with_the_cache_warm() {
     let origin = TestOrigin::new().start().await;
-    let with_origin = |text: &str| text.replace("{origin}", &origin.url());
-    let proxy = ProxyProcess::start(&with_origin(BEFORE), free_port()).await;
+    let proxy = ProxyProcess::start_with_admin(BEFORE, &origin.url(), free_port()).await;
     assert_eq!(proxy.client.get("/blog/a").await.cache(), "MISS");
     assert_eq!(
         proxy.client.get("/docs/a").await.cache(),
@@ -61,7 +50,7 @@ async fn sighup_applies_a_changed_route_under_load_with_the_cache_warm() {
 
     let load = Load::start(&proxy.client, &["/blog/a", "/docs/a"], 4, false);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    proxy.rewrite_config(&with_origin(AFTER));
+    proxy.rewrite_config(AFTER);
     proxy.signal("HUP");
     eventually(5000, "the new /docs route to serve from the cache", async || {
         proxy.client.get("/docs/a").await.cache() == "HIT"
@@ -94,13 +83,10 @@ async fn sighup_applies_a_changed_route_under_load_with_the_cache_warm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_file_is_refused_and_restart_only_changes_are_reported() {
     let origin = TestOrigin::new().start().await;
-    let with_origin = |text: &str| text.replace("{origin}", &origin.url());
-    let proxy = ProxyProcess::start(&with_origin(BEFORE), free_port()).await;
+    let proxy = ProxyProcess::start_with_admin(BEFORE, &origin.url(), free_port()).await;
     proxy.client.get("/blog/a").await;
 
-    proxy.rewrite_config(&with_origin(
-        &AFTER.replace("revalidate = 60\n\n[[route]]", "revalidate = \"often\"\n\n[[route]]"),
-    ));
+    proxy.rewrite_config(&AFTER.replace("revalidate = 60\n\n[[route]]", "revalidate = \"often\"\n\n[[route]]"));
     proxy.signal("HUP");
     eventually(5000, "the refused reload to be counted", async || {
         proxy
@@ -117,11 +103,15 @@ async fn an_invalid_file_is_refused_and_restart_only_changes_are_reported() {
     );
     assert_eq!(proxy.client.get("/blog/a").await.cache(), "HIT");
 
-    let moved = with_origin(AFTER).replace(
-        "listen = \"{listen}\"",
-        &format!("listen = \"127.0.0.1:{}\"", free_port()),
-    );
-    proxy.rewrite_config(&moved);
+    // The file moves `listen` to another port, as an operator would edit it.
+    proxy.rewrite_config(AFTER);
+    let moved = std::fs::read_to_string(&proxy.config_file)
+        .expect("read config")
+        .replace(
+            &format!("listen = \"{}\"", proxy.addr),
+            &format!("listen = \"127.0.0.1:{}\"", free_port()),
+        );
+    std::fs::write(&proxy.config_file, moved).expect("write config");
     proxy.signal("HUP");
     eventually(5000, "the reload to apply", async || generation(&proxy).await == 1).await;
     let health = proxy.health().await;

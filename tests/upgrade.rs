@@ -7,8 +7,6 @@ use common::binary::{Load, ProxyProcess, free_port};
 use common::{TestOrigin, eventually, files_with_extension};
 
 const CONFIG: &str = r#"
-listen = "{listen}"
-
 [origin]
 url = "{origin}"
 
@@ -19,9 +17,6 @@ dir = "{dir}"
 reuse_port = true
 shutdown_timeout = "2s"
 
-[admin]
-listen = "{admin}"
-
 [[route]]
 path = "/blog/:slug"
 revalidate = 60
@@ -31,18 +26,16 @@ revalidate = 60
 async fn a_new_process_takes_over_the_port_warm_while_the_old_one_drains() {
     let origin = TestOrigin::new().start().await;
     let dir = tempfile::tempdir().expect("cache dir");
-    let config = CONFIG
-        .replace("{origin}", &origin.url())
-        .replace("{dir}", &dir.path().display().to_string());
+    let config = CONFIG.replace("{dir}", &dir.path().display().to_string());
     let port = free_port();
-    let mut old = ProxyProcess::start(&config, port).await;
+    let mut old = ProxyProcess::start_with_admin(&config, &origin.url(), port).await;
     assert_eq!(old.client.get("/blog/a").await.cache(), "MISS");
     eventually(3000, "the page on disk", async || {
         !files_with_extension(dir.path(), "entry").is_empty()
     })
     .await;
 
-    let new = ProxyProcess::start(&config, port).await;
+    let new = ProxyProcess::start_with_admin(&config, &origin.url(), port).await;
     assert_eq!(new.addr, old.addr, "both processes listen on one port");
     let load = Load::start(&new.client, &["/blog/a"], 4, true);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -66,19 +59,11 @@ async fn without_reuse_port_a_second_process_cannot_bind_and_says_why() {
     let origin = TestOrigin::new().start().await;
     let dir = tempfile::tempdir().expect("cache dir");
     let config = CONFIG
-        .replace("{origin}", &origin.url())
         .replace("{dir}", &dir.path().display().to_string())
         .replace("reuse_port = true", "reuse_port = false");
-    let port = free_port();
-    let _first = ProxyProcess::start(&config, port).await;
+    let first = ProxyProcess::start_with_admin(&config, &origin.url(), free_port()).await;
     let path = dir.path().join("second.toml");
-    std::fs::write(
-        &path,
-        config
-            .replace("{listen}", &format!("127.0.0.1:{port}"))
-            .replace("{admin}", &format!("127.0.0.1:{}", free_port())),
-    )
-    .expect("write config");
+    std::fs::copy(&first.config_file, &path).expect("copy config");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_isr-proxy"))
         .arg("--config")
         .arg(&path)

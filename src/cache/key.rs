@@ -1,8 +1,11 @@
 //! [`CacheKey`]: what identifies one cached page.
 //!
 //! A key is the normalised path, the query the route's policy keeps, and the request-header variant (Next.js's
-//! RSC headers); for a host-specific route, also the normalised host, so each site has its own pages. The key alone determines the origin request, so nothing a key ignores can change what is stored
-//! (no cache poisoning), and a background regeneration can replay the request without the client.
+//! RSC headers); for a host-specific route, also the normalised host, so each site has its own pages. On
+//! time-based routes the key alone determines the origin request, so nothing a key ignores can
+//! change what is stored (no cache poisoning), and a background regeneration can replay the request without the
+//! client. On `revalidate = "origin"` routes a key can also carry the request's values for the headers a
+//! response's `Vary` names ([`CacheKey::with_vary`]): one key per stored variant (RFC 9111 §4.1).
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -50,6 +53,10 @@ pub fn unscoped_tag(scoped: &str) -> &str {
     scoped.split_once(TAG_SCOPE).map_or(scoped, |(_, tag)| tag)
 }
 
+/// A request's values of the headers a stored response's `Vary` names, in the order of the names; `None` where
+/// the request lacked the header (which only a request lacking it too matches).
+pub type VaryValues = Box<[(HeaderName, Option<HeaderValue>)]>;
+
 /// Identifies one cached page. Cheap to clone (one `Arc`), and cheap to hash: the hash is computed once, when
 /// the key is made, so a cache lookup hashes eight bytes instead of the path and the variant headers.
 #[derive(Clone)]
@@ -62,6 +69,7 @@ struct KeyParts {
     host: Option<Box<str>>,
     path_and_query: Box<str>,
     variant: Box<[(HeaderName, HeaderValue)]>,
+    vary: VaryValues,
 }
 
 impl PartialEq for CacheKey {
@@ -70,6 +78,7 @@ impl PartialEq for CacheKey {
             || (self.0.hash == other.0.hash
                 && self.0.path_and_query == other.0.path_and_query
                 && self.0.variant == other.0.variant
+                && self.0.vary == other.0.vary
                 && self.0.host == other.0.host)
     }
 }
@@ -79,6 +88,41 @@ impl Eq for CacheKey {}
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.0.hash);
+    }
+}
+
+/// Feeds `sink` the bytes a key's hashes are computed from: the host (host-specific routes only; a path starts
+/// with '/', which no host contains), path and query, then each variant header and each `Vary` value (absent and
+/// empty values differ), with separators no header can contain. Streaming, so the per-request hash allocates
+/// nothing.
+fn feed(parts: &KeyParts, mut sink: impl FnMut(&[u8])) {
+    let KeyParts {
+        host,
+        path_and_query,
+        variant,
+        vary,
+        ..
+    } = parts;
+    if let Some(host) = host {
+        sink(host.as_bytes());
+    }
+    sink(path_and_query.as_bytes());
+    for (name, value) in variant {
+        sink(&[0]);
+        sink(name.as_str().as_bytes());
+        sink(&[0]);
+        sink(value.as_bytes());
+    }
+    for (name, value) in vary.iter() {
+        sink(&[1]);
+        sink(name.as_str().as_bytes());
+        match value {
+            Some(value) => {
+                sink(&[0]);
+                sink(value.as_bytes());
+            }
+            None => sink(&[2]),
+        }
     }
 }
 
@@ -105,24 +149,61 @@ impl CacheKey {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
         };
-        let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(hash_seed());
-        if let Some(host) = host {
-            // A path starts with '/', which no host contains: host and path cannot run into each other.
-            hasher.update(host.as_bytes());
-        }
-        hasher.update(path_and_query.as_bytes());
-        for (name, value) in &variant {
-            hasher.update(&[0]);
-            hasher.update(name.as_str().as_bytes());
-            hasher.update(&[0]);
-            hasher.update(value.as_bytes());
-        }
-        Self(Arc::new(KeyParts {
-            hash: hasher.digest(),
+        Self::from_parts(KeyParts {
+            hash: 0,
             host: host.map(Box::from),
             path_and_query: path_and_query.into_boxed_str(),
             variant: variant.into_boxed_slice(),
-        }))
+            vary: Box::new([]),
+        })
+    }
+
+    /// The key of `parts`, with its hash computed.
+    fn from_parts(mut parts: KeyParts) -> Self {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(hash_seed());
+        feed(&parts, |bytes| hasher.update(bytes));
+        parts.hash = hasher.digest();
+        Self(Arc::new(parts))
+    }
+
+    /// This page's key narrowed to one variant of a response that varies on request headers: `vary` holds the
+    /// request's values for the names the response's `Vary` lists.
+    pub fn with_vary(&self, vary: VaryValues) -> Self {
+        Self::from_parts(KeyParts {
+            hash: 0,
+            host: self.0.host.clone(),
+            path_and_query: self.0.path_and_query.clone(),
+            variant: self.0.variant.clone(),
+            vary,
+        })
+    }
+
+    /// The key without its `Vary` part: the page's primary key, under which the names it varies on are kept.
+    pub fn primary(&self) -> Self {
+        if self.0.vary.is_empty() {
+            return self.clone();
+        }
+        self.with_vary(Box::new([]))
+    }
+
+    /// Whether `other` is this key or a `Vary` variant of the same page (same host, path, query and variant).
+    pub fn same_primary(&self, other: &Self) -> bool {
+        self.0.path_and_query == other.0.path_and_query
+            && self.0.variant == other.0.variant
+            && self.0.host == other.0.host
+    }
+
+    /// The `Vary` part ([`CacheKey::with_vary`]); empty for most keys.
+    pub fn vary(&self) -> &[(HeaderName, Option<HeaderValue>)] {
+        &self.0.vary
+    }
+
+    /// Bytes that identify the key (host, path and query, variant, `Vary` part), for hashes that outlive the
+    /// process (file names of the disk tier, Redis keys). A host-less key's bytes do not depend on hosts at all.
+    pub fn stable_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.weight() + 8);
+        feed(&self.0, |part| bytes.extend_from_slice(part));
+        bytes
     }
 
     /// The variant headers present on a request, in [`VARIANT_HEADERS`] order; empty for a plain page request.
@@ -168,14 +249,15 @@ impl CacheKey {
 
     /// Approximate bytes this key occupies, for the cache weigher.
     pub fn weight(&self) -> usize {
-        self.0.host.as_ref().map_or(0, |host| host.len())
-            + self.0.path_and_query.len()
-            + self
-                .0
-                .variant
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len())
-                .sum::<usize>()
+        let variant: usize = self.0.variant.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+        let vary: usize = self
+            .0
+            .vary
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, HeaderValue::len))
+            .sum();
+        let host = self.0.host.as_ref().map_or(0, |host| host.len());
+        host + self.0.path_and_query.len() + variant + vary
     }
 }
 
@@ -187,6 +269,12 @@ impl fmt::Display for CacheKey {
         f.write_str(self.path_and_query())?;
         for (name, value) in self.variant() {
             write!(f, " [{name}: {}]", value.to_str().unwrap_or("<binary>"))?;
+        }
+        for (name, value) in self.vary() {
+            match value {
+                Some(value) => write!(f, " [vary {name}: {}]", value.to_str().unwrap_or("<binary>"))?,
+                None => write!(f, " [vary {name} absent]")?,
+            }
         }
         Ok(())
     }

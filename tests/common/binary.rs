@@ -1,75 +1,106 @@
-//! The real `isr-proxy` binary as a child process, for what only a process can show: signals (SIGHUP reload,
-//! SIGTERM drain) and two processes on one port. Its config file lives in a temp dir and can be rewritten.
+//! The real `isr-proxy` binary as a child process, for behaviour that only the binary has (signals, crashes,
+//! process limits, two processes on one port) or that must be shown end to end.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use super::{TestClient, eventually};
+use super::{TestClient, TestResponse, eventually};
 
-/// A running `isr-proxy`; killed on drop.
+/// A running `isr-proxy` process; killed when dropped.
 pub(crate) struct ProxyProcess {
-    child: Child,
     pub(crate) addr: SocketAddr,
-    pub(crate) admin: SocketAddr,
     pub(crate) client: TestClient,
-    pub(crate) admin_client: TestClient,
-    config: PathBuf,
-    _dir: tempfile::TempDir,
+    pub(crate) config_file: PathBuf,
+    /// The admin listener, when started with one ([`ProxyProcess::start_with_admin`]).
+    admin: Option<(SocketAddr, TestClient)>,
+    origin_url: String,
+    child: Child,
+    _dir: Option<tempfile::TempDir>,
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port free a moment ago (the binary binds it itself, from its config).
 pub(crate) fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 impl ProxyProcess {
-    /// Starts the binary on `config` (in which `{listen}` and `{admin}` stand for the given ports) and waits
-    /// until both listeners answer.
-    pub(crate) async fn start(config: &str, port: u16) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir for the config");
-        let path = dir.path().join("isr-proxy.toml");
-        let admin_port = free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
-        let text = config
-            .replace("{listen}", &addr.to_string())
-            .replace("{admin}", &admin.to_string());
-        std::fs::write(&path, text).expect("write config");
-        let child = Command::new(env!("CARGO_BIN_EXE_isr-proxy"))
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start isr-proxy");
-        let process = Self {
-            child,
-            addr,
-            admin,
-            client: TestClient::new(addr),
-            admin_client: TestClient::new(admin),
-            config: path,
-            _dir: dir,
-        };
-        // `/health` is 200 only once the public listener accepts (another process may hold the port already).
-        eventually(10_000, "isr-proxy to report itself ready", async || {
-            tokio::net::TcpStream::connect(admin).await.is_ok()
-                && process.admin_client.get("/health").await.status == http::StatusCode::OK
+    /// Starts the binary with `toml` (`{origin}` stands for `origin_url`; `listen` is added) written to a config
+    /// file in `dir` (a fresh temporary directory if `None`), and waits until it accepts connections.
+    pub(crate) async fn start(
+        toml: &str,
+        origin_url: &str,
+        dir: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let process = Self::spawn(toml, origin_url, dir, env, free_port(), None);
+        let addr = process.addr;
+        eventually(10_000, "the isr-proxy binary to listen", async || {
+            std::net::TcpStream::connect(addr).is_ok()
         })
         .await;
         process
     }
 
-    /// Replaces the config file (`{listen}` and `{admin}` as in [`ProxyProcess::start`]).
-    pub(crate) fn rewrite_config(&self, config: &str) {
-        let text = config
-            .replace("{listen}", &self.addr.to_string())
-            .replace("{admin}", &self.admin.to_string());
-        std::fs::write(&self.config, text).expect("rewrite config");
+    /// Like [`ProxyProcess::start`] on `port`, with an admin listener (on a free port), and waits until
+    /// `/health` answers 200: the public listener accepts, even if another process already held the port.
+    pub(crate) async fn start_with_admin(toml: &str, origin_url: &str, port: u16) -> Self {
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let process = Self::spawn(toml, origin_url, None, &[], port, Some(admin));
+        eventually(10_000, "isr-proxy to report itself ready", async || {
+            std::net::TcpStream::connect(admin).is_ok() && process.admin_get("/health").await.status == 200
+        })
+        .await;
+        process
+    }
+
+    fn spawn(
+        toml: &str,
+        origin_url: &str,
+        dir: Option<&std::path::Path>,
+        env: &[(&str, &str)],
+        port: u16,
+        admin: Option<SocketAddr>,
+    ) -> Self {
+        let temp = match dir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().expect("temp dir")),
+        };
+        let dir = dir.map_or_else(|| temp.as_ref().map(|t| t.path().to_owned()), |d| Some(d.to_owned()));
+        let dir = dir.expect("a config directory");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let config_file = dir.join("isr-proxy.toml");
+        write_config(&config_file, addr, admin, origin_url, toml);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_isr-proxy"));
+        command
+            .arg("--config")
+            .arg(&config_file)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Self {
+            addr,
+            client: TestClient::new(addr),
+            config_file,
+            admin: admin.map(|admin| (admin, TestClient::new(admin))),
+            origin_url: origin_url.to_owned(),
+            child: command.spawn().expect("start isr-proxy"),
+            _dir: temp,
+        }
+    }
+
+    /// Writes `toml` as the config file (as [`ProxyProcess::start`] does, with this process's `listen` and
+    /// admin address), for a reload.
+    pub(crate) fn rewrite_config(&self, toml: &str) {
+        let admin = self.admin.as_ref().map(|(admin, _)| *admin);
+        write_config(&self.config_file, self.addr, admin, &self.origin_url, toml);
     }
 
     /// Sends `signal` (`HUP`, `TERM`, ...) with `kill`.
@@ -82,15 +113,20 @@ impl ProxyProcess {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// A GET on the admin listener.
+    pub(crate) async fn admin_get(&self, path: &str) -> TestResponse {
+        let (_, client) = self.admin.as_ref().expect("started with an admin listener");
+        client.get(path).await
+    }
+
     /// `/health` as JSON.
     pub(crate) async fn health(&self) -> serde_json::Value {
-        let response = self.admin_client.get("/health").await;
-        serde_json::from_str(&response.text).expect("health JSON")
+        serde_json::from_str(&self.admin_get("/health").await.text).expect("health JSON")
     }
 
     /// `/metrics` text.
     pub(crate) async fn metrics(&self) -> String {
-        self.admin_client.get("/metrics").await.text
+        self.admin_get("/metrics").await.text
     }
 
     /// Waits (bounded) for the process to exit.
@@ -107,12 +143,26 @@ impl ProxyProcess {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+
+    /// SIGKILL, and reap the process.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `toml` with `{origin}` replaced, `listen` added and, with `admin`, an `[admin]` listener.
+fn write_config(file: &std::path::Path, addr: SocketAddr, admin: Option<SocketAddr>, origin_url: &str, toml: &str) {
+    let mut text = format!("listen = \"{addr}\"\n{}", toml.replace("{origin}", origin_url));
+    if let Some(admin) = admin {
+        text.push_str(&format!("\n[admin]\nlisten = \"{admin}\"\n"));
+    }
+    std::fs::write(file, text).expect("write config");
 }
 
 impl Drop for ProxyProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
