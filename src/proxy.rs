@@ -20,7 +20,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::cache::store::disk::{DiskOptions, DiskStore};
-use crate::cache::store::redis::{RedisOptions, RedisState, RedisStore};
+use crate::cache::store::redis::{RedisOptions, RedisState, RedisStore, RedisTls};
 use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{OriginCacheControl, Revalidate, StorePolicy};
 use crate::clock::Clock;
@@ -536,8 +536,17 @@ fn with_redis_tier(cache: Cache, config: &Config) -> Cache {
     let Some(redis) = &config.cache.redis else {
         return cache;
     };
+    let tls = (redis.ca_file.is_some() || redis.client_identity.is_some()).then(|| RedisTls {
+        ca: redis.ca_file.as_ref().map(|file| file.pem.to_vec()),
+        client_identity: redis
+            .client_identity
+            .as_ref()
+            .map(|(cert, key)| (cert.pem.to_vec(), key.pem.to_vec())),
+    });
     let options = RedisOptions {
         url: redis.url.clone(),
+        cluster: redis.cluster.clone(),
+        tls,
         key_prefix: redis.key_prefix.clone(),
         lock_ttl: redis.lock_ttl,
         timeout: redis.timeout,

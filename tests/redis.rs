@@ -282,7 +282,7 @@ async fn a_crashed_holders_lock_expires_and_the_page_is_rendered() {
     let a = instance(&redis, &origin).await;
     // An instance that took the lock and died: its token is nobody's, and only expiry frees the page.
     let lock = format!(
-        "isr:lock:{:032x}",
+        "isr:lock:{{{:032x}}}",
         key_hash(&CacheKey::new("/blog/a", None, Vec::new()))
     );
     let mut conn = redis.connection().await;
@@ -410,6 +410,7 @@ fn store(redis: &RedisServer) -> RedisStore {
         key_prefix: "isr:".to_owned(),
         lock_ttl: Duration::from_secs(5),
         timeout: Duration::from_millis(500),
+        ..RedisOptions::default()
     };
     RedisStore::open(options, ignore).expect("valid redis url")
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tls::PemFile;
 use super::values::{ByteCount, HumanDuration};
 use super::{ConfigError, LineOf, invalid};
 
@@ -52,8 +53,14 @@ pub struct CacheConfig {
 /// `[cache.redis]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host[:port][/db]` (or `redis+unix://`).
+    /// `redis://[user:password@]host[:port][/db]`, `rediss://` (TLS) or `redis+unix://`.
     pub url: String,
+    /// Redis Cluster seed nodes (`url` first); `None` for a single Redis (or a primary with replicas).
+    pub cluster: Option<Vec<String>>,
+    /// CA certificates trusted for `rediss://` instead of the system's.
+    pub ca_file: Option<PemFile>,
+    /// Client certificate and key, for a Redis that requires them (`tls-auth-clients yes`).
+    pub client_identity: Option<(PemFile, PemFile)>,
     /// Prefix of every key and of the invalidation channel.
     pub key_prefix: String,
     /// Lifetime of a regeneration lock whose holder died.
@@ -93,7 +100,11 @@ pub(super) struct RawCache {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRedis {
-    url: toml::Spanned<String>,
+    url: Option<toml::Spanned<String>>,
+    cluster: Option<ClusterSetting>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
     key_prefix: Option<toml::Spanned<String>>,
     lock_ttl: Option<HumanDuration>,
     timeout: Option<HumanDuration>,
@@ -153,27 +164,61 @@ impl RawCache {
 
 impl RawRedis {
     fn validate(self, origin_timeout: Duration, line_of: LineOf<'_>) -> Result<RedisConfig, ConfigError> {
-        let url_line = line_of(self.url.span());
-        let url = self.url.into_inner();
-        if url.starts_with("rediss://") {
-            return Err(invalid(
-                "cache.redis.url",
-                url_line,
-                "TLS (rediss://) is not supported yet: reach Redis over a private network or a local TLS tunnel",
-            ));
+        let (url, url_line, cluster) = match (self.url, self.cluster) {
+            (Some(url), cluster) => {
+                let line = line_of(url.span());
+                let url = url.into_inner();
+                let cluster = match cluster {
+                    None | Some(ClusterSetting::Enabled(false)) => None,
+                    Some(ClusterSetting::Enabled(true)) => Some(vec![url.clone()]),
+                    Some(ClusterSetting::Seeds(seeds)) => Some(std::iter::once(url.clone()).chain(seeds).collect()),
+                };
+                (url, line, cluster)
+            }
+            (None, Some(ClusterSetting::Seeds(seeds))) if !seeds.is_empty() => (seeds[0].clone(), None, Some(seeds)),
+            (None, _) => {
+                return Err(invalid(
+                    "cache.redis.url",
+                    None,
+                    "missing: give the Redis URL (or, for a cluster, `cluster = [\"redis://node:port\", ...]`)",
+                ));
+            }
+        };
+        for node in cluster.iter().flatten().chain(std::iter::once(&url)) {
+            check_redis_url(node, cluster.is_some(), url_line)?;
         }
-        let scheme_ok = ["redis://", "redis+unix://", "unix://"]
+        let tls = url.starts_with("rediss://");
+        if cluster
             .iter()
-            .any(|scheme| url.starts_with(scheme));
-        if !scheme_ok {
+            .flatten()
+            .any(|node| node.starts_with("rediss://") != tls)
+        {
             return Err(invalid(
-                "cache.redis.url",
+                "cache.redis.cluster",
                 url_line,
-                "must start with redis:// or redis+unix://",
+                "all nodes use rediss:// or none does",
             ));
         }
-        if let Err(err) = redis::Client::open(url.as_str()) {
-            return Err(invalid("cache.redis.url", url_line, &format!("not a Redis URL: {err}")));
+        let ca_file = match &self.ca_file {
+            Some(path) => Some(PemFile::certificates("cache.redis.ca_file", path)?),
+            None => None,
+        };
+        let client_identity = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some((
+                PemFile::certificates("cache.redis.client_cert", cert)?,
+                PemFile::private_key("cache.redis.client_key", key)?,
+            )),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("cache.redis.client_key", None, "client_cert needs client_key")),
+            (None, Some(_)) => return Err(invalid("cache.redis.client_cert", None, "client_key needs client_cert")),
+        };
+        if !tls && (ca_file.is_some() || client_identity.is_some()) {
+            let key = if ca_file.is_some() {
+                "cache.redis.ca_file"
+            } else {
+                "cache.redis.client_cert"
+            };
+            return Err(invalid(key, None, "only applies to a rediss:// (TLS) url"));
         }
         let key_prefix = match self.key_prefix {
             Some(prefix) if prefix.get_ref().chars().any(|c| c.is_whitespace() || c.is_control()) => {
@@ -181,6 +226,13 @@ impl RawRedis {
                     "cache.redis.key_prefix",
                     line_of(prefix.span()),
                     "must not contain spaces or control characters",
+                ));
+            }
+            Some(prefix) if cluster.is_some() && prefix.get_ref().contains(['{', '}']) => {
+                return Err(invalid(
+                    "cache.redis.key_prefix",
+                    line_of(prefix.span()),
+                    "must not contain '{' or '}' with a cluster: isr-proxy places its keys with hash tags",
                 ));
             }
             Some(prefix) => prefix.into_inner(),
@@ -210,11 +262,48 @@ impl RawRedis {
         }
         Ok(RedisConfig {
             url,
+            cluster,
+            ca_file,
+            client_identity,
             key_prefix,
             lock_ttl,
             timeout,
         })
     }
+}
+
+/// `cluster = true` (the `url` is a seed node) or a list of seed node URLs.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ClusterSetting {
+    Enabled(bool),
+    Seeds(Vec<String>),
+}
+
+/// A Redis node URL: `redis://`, `rediss://` (TLS), or, for a single Redis, `redis+unix://`.
+fn check_redis_url(url: &str, cluster: bool, line: Option<usize>) -> Result<(), ConfigError> {
+    let key = if cluster {
+        "cache.redis.cluster"
+    } else {
+        "cache.redis.url"
+    };
+    let schemes: &[&str] = if cluster {
+        &["redis://", "rediss://"]
+    } else {
+        &["redis://", "rediss://", "redis+unix://", "unix://"]
+    };
+    if !schemes.iter().any(|scheme| url.starts_with(scheme)) {
+        let expected = if cluster {
+            "cluster nodes are redis:// or rediss:// URLs"
+        } else {
+            "must start with redis://, rediss:// or redis+unix://"
+        };
+        return Err(invalid(key, line, expected));
+    }
+    if let Err(err) = redis::Client::open(url) {
+        return Err(invalid(key, line, &format!("not a Redis URL: {err}")));
+    }
+    Ok(())
 }
 
 fn is_namespace(name: &str) -> bool {

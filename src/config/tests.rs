@@ -193,10 +193,49 @@ fn redis_is_off_unless_configured_and_gets_defaults() {
 }
 
 #[test]
+fn redis_tls_and_cluster_settings_parse() {
+    let tls = parse("[cache.redis]\nurl = \"rediss://redis.internal:6380/0\"\n").expect("rediss is accepted");
+    assert_eq!(tls.cache.redis.expect("redis").cluster, None);
+    let one = parse("[cache.redis]\nurl = \"redis://a:7000\"\ncluster = true\n").expect("cluster with a seed");
+    assert_eq!(
+        one.cache.redis.expect("redis").cluster,
+        Some(vec!["redis://a:7000".to_owned()])
+    );
+    let seeds = parse("[cache.redis]\ncluster = [\"redis://a:7000\", \"redis://b:7000\"]\n").expect("seed list");
+    let redis = seeds.cache.redis.expect("redis");
+    assert_eq!(redis.url, "redis://a:7000", "the first seed is the url");
+    assert_eq!(redis.cluster.map(|c| c.len()), Some(2));
+}
+
+#[test]
 fn redis_errors_name_the_key() {
     let cases = [
         ("[cache.redis]\nurl = \"http://127.0.0.1\"\n", "cache.redis.url"),
-        ("[cache.redis]\nurl = \"rediss://127.0.0.1\"\n", "cache.redis.url"),
+        (
+            "[cache.redis]\nurl = \"redis://h\"\nca_file = \"/x.pem\"\n",
+            "cache.redis.ca_file",
+        ),
+        (
+            "[cache.redis]\nurl = \"rediss://h\"\nca_file = \"/nonexistent.pem\"\n",
+            "cache.redis.ca_file",
+        ),
+        (
+            "[cache.redis]\nurl = \"rediss://h\"\nclient_cert = \"/c.pem\"\n",
+            "cache.redis.client_key",
+        ),
+        (
+            "[cache.redis]\nurl = \"redis+unix:///tmp/r.sock\"\ncluster = true\n",
+            "cache.redis.cluster",
+        ),
+        (
+            "[cache.redis]\nurl = \"rediss://a:1\"\ncluster = [\"redis://b:2\"]\n",
+            "cache.redis.cluster",
+        ),
+        (
+            "[cache.redis]\nurl = \"redis://a\"\ncluster = true\nkey_prefix = \"{x}\"\n",
+            "cache.redis.key_prefix",
+        ),
+        ("[cache.redis]\ncluster = true\n", "cache.redis.url"),
         (
             "[cache.redis]\nurl = \"redis://h\"\nkey_prefix = \"a b\"\n",
             "cache.redis.key_prefix",

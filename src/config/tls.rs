@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{ConfigError, invalid};
 
@@ -37,6 +37,19 @@ impl PemFile {
                 key,
                 None,
                 &format!("{} holds no PEM certificate", path.display()),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Reads a file holding a private key (PKCS#8, PKCS#1 or SEC1).
+    pub(super) fn private_key(key: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file = Self::read(key, path)?;
+        if PrivateKeyDer::from_pem_slice(&file.pem).is_err() {
+            return Err(invalid(
+                key,
+                None,
+                &format!("{} holds no PEM private key", path.display()),
             ));
         }
         Ok(file)

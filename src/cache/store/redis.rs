@@ -3,14 +3,22 @@
 //!
 //! Keys (all under `key_prefix`, default `isr:`):
 //! ```text
-//! page:<xxh3-128 of the cache key>   hash { g: generated-at ms, s: marked stale 0|1, e: codec bytes }, TTL = revalidate + expire
-//! tag:<tag>                          set of page keys carrying the tag (members are re-checked on use)
-//! lock:<xxh3-128 of the cache key>   regeneration lock: a random token, SET NX PX lock_ttl
-//! epoch                              counter bumped by every invalidation (see "Reconnecting" below)
-//! invalidations                      pub/sub channel: "<epoch> <json>" per invalidation
+//! page:{<xxh3-128 of the cache key>}   hash { g: generated-at ms, s: marked stale 0|1, e: codec bytes }, TTL = revalidate + expire
+//! lock:{<xxh3-128 of the cache key>}   regeneration lock: a random token, SET NX PX lock_ttl
+//! tag:<tag>                            set of page keys carrying the tag (members are re-checked on use)
+//! epoch                                counter bumped by every invalidation (see "Reconnecting" below)
+//! invalidations                        pub/sub channel: "<epoch> <json>" per invalidation
 //! ```
 //! Pages use the shared [`codec`], so an entry reads the same from disk and from Redis. A write is a Lua script
 //! that compares generation times, so a slow instance can never roll a page back to older content.
+//!
+//! # Redis Cluster
+//! Every script touches one key, or keys of one slot: a page and its lock share the hash tag `{<hash>}`, so
+//! they live on one node and are read in one round trip. Work that spans slots (a page's tag sets, a tag's
+//! pages, the epoch) is done one key at a time, in an order that keeps the guarantees: a page is written before
+//! it joins its tag sets (a tag set may name a page that is gone, never miss one that exists for long), and an
+//! invalidation is applied before it is announced. Pub/sub messages reach every node, so the subscriber
+//! listens on any node that answers ([`connection`]).
 //!
 //! Writes, lock releases and invalidations go through one ordered queue (a single writer task): a lock is
 //! released, and an invalidation announced, only after the page it concerns is in Redis, so an instance that
@@ -29,10 +37,10 @@
 //! with the last one it saw, and if they differ it drops its memory cache ([`Invalidation::Everything`]) and
 //! reads pages from Redis again. This costs one L2 read per page afterwards, never an origin render.
 //!
-//! The scripts touch keys they did not declare (tag members), so this tier needs a standalone Redis (or a
-//! single-shard deployment), not Redis Cluster. Generation times come from each instance's clock, so the
-//! fleet's clocks should agree (NTP) to well under a page's `revalidate`.
+//! Generation times come from each instance's clock, so the fleet's clocks should agree (NTP) to well under a
+//! page's `revalidate`.
 
+mod connection;
 mod health;
 mod lock;
 mod message;
@@ -45,7 +53,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cache::store::codec;
@@ -82,10 +89,15 @@ impl RedisState {
 }
 
 /// Where Redis is and how to use it (from `[cache.redis]`).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct RedisOptions {
-    /// `redis://…` URL; may carry a password, so it is never logged.
+    /// `redis://…` or `rediss://…` URL; may carry a password, so it is never logged.
     pub url: String,
+    /// Redis Cluster seed node URLs (`url` among them); `None` for a single Redis.
+    pub cluster: Option<Vec<String>>,
+    /// Certificates for `rediss://`, when the system's CAs are not the ones to trust or Redis wants a client
+    /// certificate.
+    pub tls: Option<RedisTls>,
     /// Prefix of every key and of the channel.
     pub key_prefix: String,
     /// Lifetime of a regeneration lock whose holder died.
@@ -94,9 +106,19 @@ pub struct RedisOptions {
     pub timeout: Duration,
 }
 
+/// PEM bytes for a TLS connection to Redis.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    /// CA certificates trusted instead of the system's.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate chain and private key.
+    pub client_identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
 impl fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisOptions")
+            .field("cluster", &self.cluster.as_ref().map(Vec::len))
             .field("key_prefix", &self.key_prefix)
             .field("lock_ttl", &self.lock_ttl)
             .field("timeout", &self.timeout)
@@ -116,12 +138,13 @@ struct Keys {
 }
 
 impl Keys {
+    /// A page and its lock share a hash tag: one slot, one node in a cluster.
     fn page(&self, key: &CacheKey) -> String {
-        format!("{}page:{:032x}", self.prefix, codec::key_hash(key))
+        format!("{}page:{{{:032x}}}", self.prefix, codec::key_hash(key))
     }
 
     fn lock(&self, key: &CacheKey) -> String {
-        format!("{}lock:{:032x}", self.prefix, codec::key_hash(key))
+        format!("{}lock:{{{:032x}}}", self.prefix, codec::key_hash(key))
     }
 
     fn tag(&self, tag: &str) -> String {
@@ -139,8 +162,8 @@ impl Keys {
 
 /// What the store and its tasks share.
 struct Shared {
-    client: redis::Client,
-    conn: ConnectionManager,
+    subscriptions: connection::Subscriptions,
+    conn: connection::Connection,
     keys: Keys,
     timeout: Duration,
     lock_ttl: Duration,
@@ -182,18 +205,11 @@ impl RedisStore {
     /// Tokio runtime. Connects lazily: an unreachable Redis is an outage to ride out, not an error. Invalidations
     /// from other instances are handed to `apply`.
     pub fn open(options: RedisOptions, apply: ApplyInvalidation) -> Result<Self, RedisError> {
-        let client = redis::Client::open(options.url.as_str())?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.timeout.max(MIN_WRITE_TIMEOUT)))
-            // Budgets are applied per operation, so a large write is not cut short by a lookup's budget.
-            .set_response_timeout(None)
-            .set_number_of_retries(1)
-            .set_max_delay(health::RECONNECT_INTERVAL);
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let (conn, subscriptions) = connection::open(&options)?;
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         let (stop, stopped) = watch::channel(());
         let shared = Arc::new(Shared {
-            client,
+            subscriptions,
             conn,
             keys: Keys {
                 prefix: options.key_prefix,

@@ -46,7 +46,21 @@ impl Failure {
         match self {
             Self::Timeout(_) => true,
             Self::Redis(err) => {
-                err.is_io_error() || err.is_connection_dropped() || err.is_timeout() || err.is_connection_refusal()
+                err.is_io_error()
+                    || err.is_connection_dropped()
+                    || err.is_timeout()
+                    || err.is_connection_refusal()
+                    // A cluster node down, a failover in progress, a slot moving: Redis is (partly) unavailable.
+                    || err.is_cluster_error()
+                    || matches!(
+                        err.kind(),
+                        redis::ErrorKind::ClusterConnectionNotFound
+                            | redis::ErrorKind::Server(
+                                redis::ServerErrorKind::MasterDown
+                                    | redis::ServerErrorKind::BusyLoading
+                                    | redis::ServerErrorKind::ReadOnly
+                            )
+                    )
             }
         }
     }

@@ -1,4 +1,5 @@
-//! The Lua scripts: each makes one check-and-write atomic on the Redis side.
+//! The Lua scripts: each makes one check-and-write atomic on the Redis side. Each touches one key (or keys of
+//! one hash slot), so every script runs unchanged on Redis Cluster.
 //!
 //! Lua numbers are doubles, exact up to 2^53: millisecond timestamps and TTLs fit.
 
@@ -6,8 +7,8 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Stores a page unless the stored one was generated later, refreshes its TTL and adds it to its tag sets.
-/// KEYS: page, tag sets…; ARGV: generated-at ms, stale flag, codec bytes, TTL ms (0 = none). Returns 1 if stored.
+/// Stores a page unless the stored one was generated later, and sets its TTL.
+/// KEYS: page; ARGV: generated-at ms, stale flag, codec bytes, TTL ms (0 = none). Returns 1 if stored.
 pub(super) static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -16,29 +17,38 @@ if current and tonumber(current) > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'g', ARGV[1], 's', ARGV[2], 'e', ARGV[3])
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
-for i = 2, #KEYS do
-  local existed = redis.call('EXISTS', KEYS[i])
-  redis.call('SADD', KEYS[i], KEYS[1])
-  local left = redis.call('PTTL', KEYS[i])
-  if ttl == 0 then
-    redis.call('PERSIST', KEYS[i])
-  elseif existed == 0 or (left >= 0 and left < ttl) then
-    redis.call('PEXPIRE', KEYS[i], ttl)
-  end
+return 1
+",
+    )
+});
+
+/// Adds a page to a tag set; the set lives at least as long as the page.
+/// KEYS: tag set; ARGV: page key, page TTL ms (0 = none).
+pub(super) static TAG_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if ttl == 0 then
+  redis.call('PERSIST', KEYS[1])
+elseif existed == 0 or (left >= 0 and left < ttl) then
+  redis.call('PEXPIRE', KEYS[1], ttl)
 end
 return 1
 ",
     )
 });
 
-/// Deletes a page and announces it. KEYS: page, epoch; ARGV: channel, message. Returns the number deleted.
-pub(super) static PURGE: LazyLock<Script> = LazyLock::new(|| {
+/// Marks a page stale, or deletes it, if it exists (never creating a page from nothing).
+/// KEYS: page; ARGV: purge ('1' or '0'). Returns 1 if the page existed.
+pub(super) static INVALIDATE_PAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local deleted = redis.call('DEL', KEYS[1])
-local epoch = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. ARGV[2])
-return deleted
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '1' then redis.call('DEL', KEYS[1]) else redis.call('HSET', KEYS[1], 's', '1') end
+return 1
 ",
     )
 });
@@ -50,29 +60,6 @@ pub(super) static ANNOUNCE: LazyLock<Script> = LazyLock::new(|| {
 local epoch = redis.call('INCR', KEYS[1])
 redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. ARGV[2])
 return epoch
-",
-    )
-});
-
-/// Marks stale (or deletes) every live page of a tag set, drops dead members, and announces it.
-/// KEYS: tag set, epoch; ARGV: channel, message, purge ('1' or '0'). Returns the number of live pages.
-pub(super) static TAG: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local pages = redis.call('SMEMBERS', KEYS[1])
-local count = 0
-for _, page in ipairs(pages) do
-  if redis.call('EXISTS', page) == 1 then
-    count = count + 1
-    if ARGV[3] == '1' then redis.call('DEL', page) else redis.call('HSET', page, 's', '1') end
-  else
-    redis.call('SREM', KEYS[1], page)
-  end
-end
-if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
-local epoch = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. ARGV[2])
-return count
 ",
     )
 });

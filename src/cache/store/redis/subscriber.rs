@@ -14,8 +14,12 @@ use crate::cache::store::{ApplyInvalidation, Invalidation};
 /// Subscribes to the invalidation channel, resubscribing after every disconnection, until the store drops.
 pub(super) async fn listen(shared: Arc<Shared>, apply: ApplyInvalidation, mut stop: watch::Receiver<()>) {
     let mut last_epoch: Option<u64> = None;
+    // Counts failed subscriptions, so that in a cluster the next attempt tries another node.
+    let mut attempt = 0;
     loop {
-        if let Err(err) = subscribe_once(&shared, &apply, &mut last_epoch, &mut stop).await
+        let result = subscribe_once(&shared, &apply, &mut last_epoch, &mut stop, attempt).await;
+        attempt = attempt.wrapping_add(1);
+        if let Err(err) = result
             && shared.subscribed.swap(false, Ordering::AcqRel)
         {
             shared.mark_down(&err);
@@ -38,9 +42,12 @@ async fn subscribe_once(
     apply: &ApplyInvalidation,
     last_epoch: &mut Option<u64>,
     stop: &mut watch::Receiver<()>,
+    attempt: usize,
 ) -> Result<(), Failure> {
     let budget = shared.write_timeout();
-    let mut pubsub = shared.run(budget, shared.client.get_async_pubsub()).await?;
+    let mut pubsub = shared
+        .run(budget, shared.subscriptions.pubsub(&shared.conn, attempt))
+        .await?;
     shared.run(budget, pubsub.subscribe(shared.keys.channel())).await?;
     // Read after subscribing: anything published from here on arrives as a message.
     let mut conn = shared.conn.clone();

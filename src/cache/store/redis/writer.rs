@@ -146,40 +146,19 @@ async fn replay(shared: &Shared, backlog: &mut Backlog) {
     tracing::info!(replayed, "replayed writes queued while redis was down");
 }
 
-/// Runs one job; gives it back if Redis could not take it, so it can wait for replay.
+/// Runs one job; gives it back if Redis could not take it, so it can wait for replay. A job of several steps
+/// (in a cluster, keys on several nodes) is replayed whole: each step is idempotent.
 async fn execute(shared: &Shared, job: Job) -> Result<(), Job> {
     let budget = shared.write_timeout();
-    let keys = &shared.keys;
     let mut conn = shared.conn.clone();
     match job {
-        Job::Save(key, entry) => {
-            let mut invoke = scripts::SAVE.prepare_invoke();
-            invoke.key(keys.page(&key));
-            for tag in entry.tags.iter() {
-                invoke.key(keys.tag(&scoped_tag(key.host(), tag)));
-            }
-            let ttl_ms = entry
-                .lifetime
-                .revalidate
-                .map(|revalidate| revalidate.saturating_add(entry.lifetime.expire))
-                .map_or(0, |ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
-            invoke
-                .arg(codec::generated_at_ms(entry.generated_at))
-                .arg(if entry.is_marked_stale() { "1" } else { "0" })
-                .arg(codec::encode(&key, &entry))
-                .arg(ttl_ms);
-            match shared.run(budget, invoke.invoke_async::<i64>(&mut conn)).await {
-                Ok(0) => {
-                    tracing::debug!(key = %key, "redis holds a newer page; keeping it");
-                    Ok(())
-                }
-                Ok(_) => Ok(()),
-                Err(err) => retry_later(err, Job::Save(key, entry)),
-            }
-        }
+        Job::Save(key, entry) => match save(shared, &key, &entry).await {
+            Ok(()) => Ok(()),
+            Err(err) => retry_later(err, Job::Save(key, entry)),
+        },
         Job::Delete(key) => {
             let mut delete = redis::cmd("DEL");
-            let delete = delete.arg(keys.page(&key)).query_async::<i64>(&mut conn);
+            let delete = delete.arg(shared.keys.page(&key)).query_async::<i64>(&mut conn);
             match shared.run(budget, delete).await {
                 Ok(_) => Ok(()),
                 Err(err) => retry_later(err, Job::Delete(key)),
@@ -192,29 +171,20 @@ async fn execute(shared: &Shared, job: Job) -> Result<(), Job> {
             let _ = shared.run(budget, release).await;
             Ok(())
         }
-        Job::Announce(invalidation) => {
-            let message = message::encode(shared.instance, &invalidation);
-            let mut announce = scripts::ANNOUNCE.prepare_invoke();
-            let announce = announce
-                .key(keys.epoch())
-                .arg(keys.channel())
-                .arg(message)
-                .invoke_async::<u64>(&mut conn);
-            match shared.run(budget, announce).await {
-                Ok(_) => Ok(()),
-                Err(err) => retry_later(err, Job::Announce(invalidation)),
-            }
-        }
+        Job::Announce(invalidation) => match announce(shared, &invalidation).await {
+            Ok(()) => Ok(()),
+            Err(err) => retry_later(err, Job::Announce(invalidation)),
+        },
         Job::Purge { key, reply } => {
-            let message = message::encode(shared.instance, &Invalidation::Purged { key: key.clone() });
-            let mut purge = scripts::PURGE.prepare_invoke();
-            let purge = purge
-                .key(keys.page(&key))
-                .key(keys.epoch())
-                .arg(keys.channel())
-                .arg(message)
-                .invoke_async::<u64>(&mut conn);
-            match shared.run(budget, purge).await {
+            let mut delete = redis::cmd("DEL");
+            let delete = delete.arg(shared.keys.page(&key)).query_async::<u64>(&mut conn);
+            let purged = match shared.run(budget, delete).await {
+                Ok(deleted) => announce(shared, &Invalidation::Purged { key: key.clone() })
+                    .await
+                    .map(|()| deleted),
+                Err(err) => Err(err),
+            };
+            match purged {
                 Ok(deleted) => {
                     if let Some(reply) = reply {
                         let _ = reply.send(Some(deleted));
@@ -224,37 +194,114 @@ async fn execute(shared: &Shared, job: Job) -> Result<(), Job> {
                 Err(err) => retry_later(err, Job::Purge { key, reply }),
             }
         }
-        Job::Tag { tag, purge, reply } => {
-            let message = message::encode(
-                shared.instance,
-                &Invalidation::Tag {
-                    tag: tag.clone(),
-                    purge,
-                },
-            );
-            let mut invalidate = scripts::TAG.prepare_invoke();
-            let invalidate = invalidate
-                .key(keys.tag(&tag))
-                .key(keys.epoch())
-                .arg(keys.channel())
-                .arg(message)
-                .arg(if purge { "1" } else { "0" })
-                .invoke_async::<usize>(&mut conn);
-            match shared.run(budget, invalidate).await {
-                Ok(pages) => {
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Some(pages));
-                    }
-                    Ok(())
+        Job::Tag { tag, purge, reply } => match invalidate_tag(shared, &tag, purge).await {
+            Ok(pages) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Some(pages));
                 }
-                Err(err) => retry_later(err, Job::Tag { tag, purge, reply }),
+                Ok(())
             }
-        }
+            Err(err) => retry_later(err, Job::Tag { tag, purge, reply }),
+        },
         Job::Flush(done) => {
             let _ = done.send(());
             Ok(())
         }
     }
+}
+
+/// Writes a page (unless Redis holds a newer one), then adds it to its tag sets.
+async fn save(shared: &Shared, key: &CacheKey, entry: &Entry) -> Result<(), Failure> {
+    let budget = shared.write_timeout();
+    let mut conn = shared.conn.clone();
+    let page = shared.keys.page(key);
+    let ttl_ms = entry
+        .lifetime
+        .revalidate
+        .map(|revalidate| revalidate.saturating_add(entry.lifetime.expire))
+        .map_or(0, |ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+    let mut invoke = scripts::SAVE.prepare_invoke();
+    invoke
+        .key(&page)
+        .arg(codec::generated_at_ms(entry.generated_at))
+        .arg(if entry.is_marked_stale() { "1" } else { "0" })
+        .arg(codec::encode(key, entry))
+        .arg(ttl_ms);
+    if shared.run(budget, invoke.invoke_async::<i64>(&mut conn)).await? == 0 {
+        tracing::debug!(key = %key, "redis holds a newer page; keeping it");
+        return Ok(());
+    }
+    for tag in entry.tags.iter() {
+        let mut add = scripts::TAG_PAGE.prepare_invoke();
+        add.key(shared.keys.tag(&scoped_tag(key.host(), tag)))
+            .arg(&page)
+            .arg(ttl_ms);
+        shared.run(budget, add.invoke_async::<i64>(&mut conn)).await?;
+    }
+    Ok(())
+}
+
+/// Marks stale (or purges) every live page of a tag, drops dead members, then announces it. Returns the number
+/// of live pages. The pages are invalidated concurrently (in a cluster, on their own nodes).
+async fn invalidate_tag(shared: &Shared, tag: &str, purge: bool) -> Result<usize, Failure> {
+    let budget = shared.write_timeout();
+    let mut conn = shared.conn.clone();
+    let set = shared.keys.tag(tag);
+    let mut members = redis::cmd("SMEMBERS");
+    let members = members.arg(&set).query_async::<Vec<String>>(&mut conn);
+    let pages = shared.run(budget, members).await?;
+    let flag = if purge { "1" } else { "0" };
+    let invalidations = pages.iter().map(|page| {
+        let mut conn = shared.conn.clone();
+        async move {
+            let mut invoke = scripts::INVALIDATE_PAGE.prepare_invoke();
+            invoke.key(page).arg(flag);
+            let existed = shared.run(budget, invoke.invoke_async::<i64>(&mut conn)).await?;
+            Ok::<_, Failure>((page, existed == 1))
+        }
+    });
+    let results = futures_util::future::join_all(invalidations).await;
+    let mut live = 0;
+    let mut dead = Vec::new();
+    for result in results {
+        match result? {
+            (_, true) => live += 1,
+            (page, false) => dead.push(page),
+        }
+    }
+    if purge {
+        let mut delete = redis::cmd("DEL");
+        shared
+            .run(budget, delete.arg(&set).query_async::<i64>(&mut conn))
+            .await?;
+    } else if !dead.is_empty() {
+        let mut remove = redis::cmd("SREM");
+        shared
+            .run(budget, remove.arg(&set).arg(dead).query_async::<i64>(&mut conn))
+            .await?;
+    }
+    announce(
+        shared,
+        &Invalidation::Tag {
+            tag: tag.to_owned(),
+            purge,
+        },
+    )
+    .await?;
+    Ok(live)
+}
+
+/// Bumps the epoch and publishes `invalidation` in one script (the epoch is one key).
+async fn announce(shared: &Shared, invalidation: &Invalidation) -> Result<(), Failure> {
+    let mut conn = shared.conn.clone();
+    let message = message::encode(shared.instance, invalidation);
+    let mut announce = scripts::ANNOUNCE.prepare_invoke();
+    let announce = announce
+        .key(shared.keys.epoch())
+        .arg(shared.keys.channel())
+        .arg(message)
+        .invoke_async::<u64>(&mut conn);
+    shared.run(shared.write_timeout(), announce).await.map(|_| ())
 }
 
 /// A job whose command failed is kept for replay only when Redis was unreachable; a command Redis refused
