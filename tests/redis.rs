@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use common::fleet::{CONFIG, eventually_serves, flushed, instance, render, revalidate, share, wait_until_up};
 use common::redis_server::RedisServer;
 use common::{OriginHandle, ProxyHandle, TestOrigin, eventually, spawn_proxy_with, within};
 use http::header::HeaderName;
@@ -18,32 +19,14 @@ use isr_proxy::cache::store::codec::key_hash;
 use isr_proxy::cache::store::redis::{RedisOptions, RedisState, RedisStore};
 use isr_proxy::cache::store::{ApplyInvalidation, Store};
 use isr_proxy::cache::{CacheKey, Entry, Lifetime};
-use isr_proxy::config::Token;
 use tokio::task::JoinSet;
 
-const TOKEN: &str = "fleet-token";
+async fn single(redis: &RedisServer, origin: &OriginHandle) -> ProxyHandle {
+    instance(&redis_url(redis), origin).await
+}
 
-/// Budgets are generous (a loaded CI machine must not look like a Redis outage); production uses 50 ms.
-const CONFIG: &str = r#"
-[origin]
-url = "{origin}"
-timeout = "2s"
-
-[cache.redis]
-url = "{redis}"
-lock_ttl = "5s"
-timeout = "500ms"
-
-[[route]]
-path = "/blog/:slug"
-revalidate = 60
-"#;
-
-async fn instance(redis: &RedisServer, origin: &OriginHandle) -> ProxyHandle {
-    let toml = CONFIG.replace("{redis}", &redis.url());
-    let proxy = spawn_proxy_with(&toml, origin, |config| config.revalidate.token = Token::new(TOKEN)).await;
-    wait_until_up(&proxy).await;
-    proxy
+fn redis_url(redis: &RedisServer) -> String {
+    format!("url = \"{}\"", redis.url())
 }
 
 /// Two instances sharing one Redis in front of one origin.
@@ -63,19 +46,10 @@ impl Fleet {
     async fn start(origin: TestOrigin) -> Self {
         let redis = RedisServer::start().await;
         let origin = origin.start().await;
-        let a = instance(&redis, &origin).await;
-        let b = instance(&redis, &origin).await;
+        let a = instance(&redis_url(&redis), &origin).await;
+        let b = instance(&redis_url(&redis), &origin).await;
         Self { redis, origin, a, b }
     }
-}
-
-/// Waits until `proxy` answers `path` with the origin's `n`th render.
-async fn eventually_serves(proxy: &ProxyHandle, path: &str, n: usize, ms: u64) {
-    let expected = render(path, n);
-    eventually(ms, &format!("{path} render {n}"), async || {
-        proxy.client.get(path).await.text == expected
-    })
-    .await;
 }
 
 /// What `/health` (the `redis` tier) and `/metrics` (`isr_redis_up`) say about Redis.
@@ -92,40 +66,6 @@ async fn reported_up(proxy: &ProxyHandle) -> (bool, bool) {
         .encode(proxy.proxy.snapshot())
         .expect("metrics encode");
     (redis.up, metrics.contains("isr_redis_up 1"))
-}
-
-async fn wait_until_up(proxy: &ProxyHandle) {
-    eventually(5000, "the instance to connect to redis", async || {
-        proxy.proxy.redis_state() == Some(RedisState::Up)
-    })
-    .await;
-}
-
-/// Waits for the instance's queued Redis writes (they are write-behind).
-async fn flushed(proxy: &ProxyHandle) {
-    within(3000, "queued redis writes", proxy.proxy.cache().flush()).await;
-}
-
-/// Renders `path` through `a` and checks that `b` serves it from Redis (HIT, no render of its own).
-async fn share(a: &ProxyHandle, b: &ProxyHandle, path: &str) {
-    a.client.get(path).await;
-    flushed(a).await;
-    let shared = b.client.get(path).await;
-    assert_eq!(shared.cache(), "HIT", "{path} rendered by A is a hit on B");
-}
-
-async fn revalidate(proxy: &ProxyHandle, query: &str) -> serde_json::Value {
-    let response = proxy
-        .client
-        .post(&format!("/_isr/revalidate?{query}"), "")
-        .header("authorization", &format!("Bearer {TOKEN}"))
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
-    serde_json::from_str(&response.text).expect("JSON report")
-}
-
-fn render(path: &str, n: usize) -> String {
-    format!("<p>{path} render {n}</p>")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -279,7 +219,7 @@ async fn concurrent_misses_on_two_instances_render_once() {
 async fn a_crashed_holders_lock_expires_and_the_page_is_rendered() {
     let redis = RedisServer::start().await;
     let origin = TestOrigin::new().start().await;
-    let a = instance(&redis, &origin).await;
+    let a = single(&redis, &origin).await;
     // An instance that took the lock and died: its token is nobody's, and only expiry frees the page.
     let lock = format!(
         "isr:lock:{{{:032x}}}",
@@ -463,7 +403,7 @@ async fn a_paused_redis_costs_a_request_at_most_the_timeout() {
     let redis = RedisServer::start().await;
     let origin = TestOrigin::new().start().await;
     let toml = CONFIG
-        .replace("{redis}", &redis.url())
+        .replace("{redis}", &redis_url(&redis))
         .replace("timeout = \"500ms\"", "timeout = \"100ms\"");
     let a = spawn_proxy_with(&toml, &origin, |_| {}).await;
     wait_until_up(&a).await;

@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub(crate) mod binary;
+pub(crate) mod fleet;
 pub(crate) mod raw;
 pub(crate) mod redis_server;
 pub(crate) mod tls;
