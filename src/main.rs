@@ -84,11 +84,13 @@ fn print_route_table(path: &Path, config: &Config, out: &mut impl Write) -> std:
         } else {
             ("-".to_owned(), "pass-through".to_owned())
         };
-        writeln!(
-            out,
-            "{:<32} {:<14} {:<12} {:?}",
-            rule.pattern, revalidate, mode, rule.query
-        )?;
+        let route = if rule.hosts.is_empty() {
+            rule.pattern.clone()
+        } else {
+            let hosts: Vec<String> = rule.hosts.iter().map(ToString::to_string).collect();
+            format!("{}{}", hosts.join(","), rule.pattern)
+        };
+        writeln!(out, "{route:<32} {revalidate:<14} {mode:<12} {:?}", rule.query)?;
     }
     writeln!(out, "{:<32} {:<14} {:<12}", "(anything else)", "-", "pass-through")
 }
