@@ -131,17 +131,17 @@ impl Regenerator {
         retry_after: std::time::Duration,
         compress: bool,
     ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                origin,
-                cache,
-                clock,
-                tags_header,
-                retry_after,
-                compress,
-                flights: Arc::default(),
-            }),
-        }
+        let flights = Arc::default();
+        let inner = Inner {
+            origin,
+            cache,
+            clock,
+            tags_header,
+            retry_after,
+            compress,
+            flights,
+        };
+        Self { inner: Arc::new(inner) }
     }
 
     /// A regenerator with new settings (a config reload) that shares this one's cache, clock, flights in
@@ -154,17 +154,12 @@ impl Regenerator {
         retry_after: std::time::Duration,
         compress: bool,
     ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                origin,
-                cache: self.inner.cache.clone(),
-                clock: self.inner.clock.clone(),
-                tags_header,
-                retry_after,
-                compress,
-                flights: self.inner.flights.clone(),
-            }),
+        let (cache, clock) = (self.inner.cache.clone(), self.inner.clock.clone());
+        let mut next = Self::new(origin, cache, clock, tags_header, retry_after, compress);
+        if let Some(inner) = Arc::get_mut(&mut next.inner) {
+            inner.flights = self.inner.flights.clone();
         }
+        next
     }
 
     /// Gets a page for a request that cannot be answered from the cache (a miss, or an expired page generated

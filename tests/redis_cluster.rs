@@ -6,12 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::binary::Load;
-use common::fleet::{eventually_serves, flushed, instance, render, revalidate, share, wait_until_up};
+use common::fleet::{
+    eventually_serves, flushed, instance, render, revalidate, share, stale_burst_regenerates_once, wait_until_up,
+};
 use common::redis_server::RedisCluster;
-use common::{OriginHandle, ProxyHandle, TestOrigin, eventually, within};
-use http::StatusCode;
+use common::{OriginHandle, ProxyHandle, TestOrigin, eventually};
 use isr_proxy::cache::store::redis::RedisState;
-use tokio::task::JoinSet;
 
 /// Paths whose Redis keys spread over all three primaries (a key's slot comes from its hash).
 const PATHS: [&str; 8] = [
@@ -85,26 +85,7 @@ async fn concurrent_stale_requests_regenerate_once_per_fleet_in_a_cluster() {
     let fleet = ClusterFleet::start(TestOrigin::new().latency("/blog/a", Duration::from_millis(150))).await;
     let (origin, a, b) = (&fleet.origin, &fleet.a, &fleet.b);
     share(a, b, "/blog/a").await;
-    a.clock.advance(Duration::from_secs(61));
-    b.clock.advance(Duration::from_secs(61));
-
-    let mut requests = JoinSet::new();
-    for i in 0..100 {
-        let client = if i % 2 == 0 { a.client.clone() } else { b.client.clone() };
-        requests.spawn(async move { client.get("/blog/a").await });
-    }
-    while let Some(response) = within(2000, "stale responses", requests.join_next()).await {
-        let response = response.expect("request task");
-        assert_eq!((response.status, response.cache()), (StatusCode::OK, "STALE"));
-    }
-    for proxy in [a, b] {
-        eventually_serves(proxy, "/blog/a", 2, 3000).await;
-    }
-    assert_eq!(
-        origin.renders("/blog/a"),
-        2,
-        "2 instances x 50 stale requests must share one regeneration"
-    );
+    stale_burst_regenerates_once(origin, a, b).await;
     fleet.shutdown().await;
 }
 

@@ -5,30 +5,12 @@
 mod common;
 
 use common::binary::{Load, ProxyProcess, free_port};
-use common::{TestOrigin, eventually};
+use common::{BLOG_CONFIG, TestOrigin, eventually};
 
-const BEFORE: &str = r#"
-[origin]
-url = "{origin}"
-
-[[route]]
-path = "/blog/:slug"
-revalidate = 60
-"#;
-
-/// `BEFORE` plus a cached `/docs/:slug` route.
-const AFTER: &str = r#"
-[origin]
-url = "{origin}"
-
-[[route]]
-path = "/blog/:slug"
-revalidate = 60
-
-[[route]]
-path = "/docs/:slug"
-revalidate = 60
-"#;
+/// `BLOG_CONFIG` plus a cached `/docs/:slug` route.
+fn after() -> String {
+    format!("{BLOG_CONFIG}\n[[route]]\npath = \"/docs/:slug\"\nrevalidate = 60\n")
+}
 
 async fn generation(proxy: &ProxyProcess) -> u64 {
     proxy.health().await["config"]["generation"]
@@ -39,7 +21,7 @@ async fn generation(proxy: &ProxyProcess) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sighup_applies_a_changed_route_under_load_with_the_cache_warm() {
     let origin = TestOrigin::new().start().await;
-    let proxy = ProxyProcess::start_with_admin(BEFORE, &origin.url(), free_port()).await;
+    let proxy = ProxyProcess::start_with_admin(BLOG_CONFIG, &origin.url(), free_port()).await;
     assert_eq!(proxy.client.get("/blog/a").await.cache(), "MISS");
     assert_eq!(
         proxy.client.get("/docs/a").await.cache(),
@@ -50,7 +32,7 @@ async fn sighup_applies_a_changed_route_under_load_with_the_cache_warm() {
 
     let load = Load::start(&proxy.client, &["/blog/a", "/docs/a"], 4, false);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    proxy.rewrite_config(AFTER);
+    proxy.rewrite_config(&after());
     proxy.signal("HUP");
     eventually(5000, "the new /docs route to serve from the cache", async || {
         proxy.client.get("/docs/a").await.cache() == "HIT"
@@ -83,10 +65,10 @@ async fn sighup_applies_a_changed_route_under_load_with_the_cache_warm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_file_is_refused_and_restart_only_changes_are_reported() {
     let origin = TestOrigin::new().start().await;
-    let proxy = ProxyProcess::start_with_admin(BEFORE, &origin.url(), free_port()).await;
+    let proxy = ProxyProcess::start_with_admin(BLOG_CONFIG, &origin.url(), free_port()).await;
     proxy.client.get("/blog/a").await;
 
-    proxy.rewrite_config(&AFTER.replace("revalidate = 60\n\n[[route]]", "revalidate = \"often\"\n\n[[route]]"));
+    proxy.rewrite_config(&after().replace("revalidate = 60\n\n[[route]]", "revalidate = \"often\"\n\n[[route]]"));
     proxy.signal("HUP");
     eventually(5000, "the refused reload to be counted", async || {
         proxy
@@ -104,7 +86,7 @@ async fn an_invalid_file_is_refused_and_restart_only_changes_are_reported() {
     assert_eq!(proxy.client.get("/blog/a").await.cache(), "HIT");
 
     // The file moves `listen` to another port, as an operator would edit it.
-    proxy.rewrite_config(AFTER);
+    proxy.rewrite_config(&after());
     let moved = std::fs::read_to_string(&proxy.config_file)
         .expect("read config")
         .replace(

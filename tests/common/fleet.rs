@@ -6,6 +6,7 @@ use isr_proxy::cache::store::redis::RedisState;
 use isr_proxy::config::Token;
 
 use super::{OriginHandle, ProxyHandle, eventually, spawn_proxy_with, within};
+use tokio::task::JoinSet;
 
 pub(crate) const TOKEN: &str = "fleet-token";
 
@@ -76,4 +77,29 @@ pub(crate) async fn revalidate(proxy: &ProxyHandle, query: &str) -> serde_json::
 
 pub(crate) fn render(path: &str, n: usize) -> String {
     format!("<p>{path} render {n}</p>")
+}
+
+/// `/blog/a` (already shared by `a` and `b`) goes stale on both; 100 concurrent requests split between them
+/// all get the stale page at once, and the fleet renders it once.
+pub(crate) async fn stale_burst_regenerates_once(origin: &OriginHandle, a: &ProxyHandle, b: &ProxyHandle) {
+    a.clock.advance(std::time::Duration::from_secs(61));
+    b.clock.advance(std::time::Duration::from_secs(61));
+    let mut requests = JoinSet::new();
+    for i in 0..100 {
+        let client = if i % 2 == 0 { a.client.clone() } else { b.client.clone() };
+        requests.spawn(async move { client.get("/blog/a").await });
+    }
+    while let Some(response) = within(2000, "stale responses", requests.join_next()).await {
+        let response = response.expect("request task");
+        assert_eq!(response.status, StatusCode::OK);
+        assert_eq!(response.cache(), "STALE", "stale pages are served at once");
+    }
+    for proxy in [a, b] {
+        eventually_serves(proxy, "/blog/a", 2, 3000).await;
+    }
+    assert_eq!(
+        origin.renders("/blog/a"),
+        2,
+        "2 instances x 50 stale requests must share one regeneration"
+    );
 }
