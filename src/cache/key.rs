@@ -55,6 +55,30 @@ impl PartialEq for CacheKey {
 
 impl Eq for CacheKey {}
 
+/// Keys sort by path and query, then by variant headers, so that every key under a path prefix is one contiguous
+/// range of an ordered index (the admin listing pages through it without a scan). Consistent with `Eq`.
+impl Ord for CacheKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        fn parts(key: &CacheKey) -> impl Iterator<Item = (&[u8], &[u8])> {
+            let variant = key.0.variant.iter();
+            variant.map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+        }
+        self.0
+            .path_and_query
+            .cmp(&other.0.path_and_query)
+            .then_with(|| parts(self).cmp(parts(other)))
+    }
+}
+
+impl PartialOrd for CacheKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.0.hash);
@@ -116,6 +140,37 @@ impl CacheKey {
         &self.0.variant
     }
 
+    /// The key as one line of text per part, which [`CacheKey::from_cursor`] reads back: the path and query, then
+    /// `\n<name>: <value>` per variant header. A newline occurs in neither a request path nor a header value, so
+    /// the form is unambiguous; it is the admin listing's page cursor.
+    pub fn to_cursor(&self) -> String {
+        let mut text = self.path_and_query().to_owned();
+        for (name, value) in self.variant() {
+            text.push('\n');
+            text.push_str(name.as_str());
+            text.push_str(": ");
+            text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+        text
+    }
+
+    /// Reads [`CacheKey::to_cursor`]'s form back; `None` if it is not one.
+    pub fn from_cursor(text: &str) -> Option<Self> {
+        let mut lines = text.split('\n');
+        let path_and_query = lines.next().filter(|pq| pq.starts_with('/'))?;
+        let mut variant = Vec::new();
+        for line in lines {
+            let (name, value) = line.split_once(": ")?;
+            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+            variant.push((name, HeaderValue::from_str(value).ok()?));
+        }
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path_and_query, None),
+        };
+        Some(Self::new(path, query, variant))
+    }
+
     /// Approximate bytes this key occupies, for the cache weigher.
     pub fn weight(&self) -> usize {
         self.0.path_and_query.len()
@@ -158,6 +213,41 @@ mod tests {
         assert_ne!(html, flight, "an RSC payload must never be served for an HTML request");
         assert_eq!(flight.variant().len(), 1, "only variant headers are keyed");
         assert_eq!(flight.to_string(), "/blog/a [rsc: 1]");
+    }
+
+    #[test]
+    fn cursors_read_back_as_the_same_key() {
+        let mut rsc = HeaderMap::new();
+        rsc.insert("rsc", HeaderValue::from_static("1"));
+        rsc.insert("next-url", HeaderValue::from_static("/blog"));
+        for key in [
+            CacheKey::new("/blog/a", None, Vec::new()),
+            CacheKey::new("/list", Some("page=2&sort=asc"), Vec::new()),
+            CacheKey::new("/blog/a", Some("_rsc=x1"), CacheKey::variant_of(&rsc)),
+        ] {
+            assert_eq!(CacheKey::from_cursor(&key.to_cursor()), Some(key.clone()), "{key}");
+        }
+        for bad in ["", "blog", "/a\nno-colon", "/a\nbad name: 1"] {
+            assert_eq!(CacheKey::from_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_sort_by_path_then_variant() {
+        let rsc = vec![(HeaderName::from_static("rsc"), HeaderValue::from_static("1"))];
+        let mut keys = vec![
+            CacheKey::new("/b", None, Vec::new()),
+            CacheKey::new("/a", None, rsc.clone()),
+            CacheKey::new("/a", Some("x=1"), Vec::new()),
+            CacheKey::new("/a", None, Vec::new()),
+        ];
+        keys.sort();
+        let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["/a", "/a [rsc: 1]", "/a?x=1", "/b"]);
+        assert_eq!(
+            CacheKey::new("/a", None, rsc.clone()).cmp(&CacheKey::new("/a", None, rsc)),
+            std::cmp::Ordering::Equal
+        );
     }
 
     #[test]
