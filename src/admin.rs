@@ -128,7 +128,7 @@ pub async fn run_admin(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl 
         let proxy = proxy.clone();
         async move { respond(&proxy, &request).await }
     };
-    crate::server::serve(listener, handler, shutdown, &limits).await;
+    crate::server::serve(listener, handler, shutdown, &limits, || None).await;
 }
 
 async fn respond(proxy: &Proxy, request: &Request<Incoming>) -> Response<Body> {

@@ -345,6 +345,11 @@ impl Cache {
         self.entries.entry_count()
     }
 
+    /// The bound on [`Cache::weighted_size`] (`cache.max_size`).
+    pub fn max_bytes(&self) -> u64 {
+        self.entries.policy().max_capacity().unwrap_or(u64::MAX)
+    }
+
     /// Bytes held, as weighed (approximate until moka's pending tasks run).
     pub fn weighted_size(&self) -> u64 {
         self.entries.weighted_size()

@@ -21,10 +21,10 @@ use hyper::body::Incoming;
 use crate::cache::store::disk::{DiskOptions, DiskStore};
 use crate::cache::store::redis::{RedisOptions, RedisState, RedisStore};
 use crate::cache::{Cache, CacheKey, Entry, Freshness};
-use crate::cacheability::{OriginCacheControl, Revalidate, StorePolicy};
+use crate::cacheability::{BypassReason, OriginCacheControl, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::metrics::{Metrics, RevalidationKind, Snapshot};
+use crate::metrics::{Metrics, PassThrough, RevalidationKind, Snapshot};
 use crate::origin::OriginClient;
 use crate::prerender::{PrerenderProgress, Prerenderer};
 use crate::regen::{Fetch, RegenOutcome, Regenerator};
@@ -62,7 +62,8 @@ impl Proxy {
     /// Builds the proxy for `config`, reading time from `clock`.
     pub fn new(config: &Config, clock: Clock) -> Arc<Self> {
         let cache = with_redis_tier(with_disk_tier(Cache::new(config.cache.max_size), config), config);
-        let metrics = Arc::new(Metrics::new());
+        let cached_routes = config.routes.rules().iter().filter(|rule| rule.cache);
+        let metrics = Arc::new(Metrics::with_routes(cached_routes.map(|rule| rule.pattern.as_str())));
         let origin = OriginClient::new(&config.origin, config.cache.max_entry_size, metrics.clone());
         let regen = Regenerator::new(
             origin.clone(),
@@ -71,6 +72,7 @@ impl Proxy {
             config.revalidate.tags_header.clone(),
             config.cache.retry_after,
             config.cache.compress,
+            metrics.clone(),
         );
         let token = config.revalidate.token.clone();
         if token.is_none() {
@@ -128,6 +130,21 @@ impl Proxy {
         self.cache.shared_tier().map(|redis| redis.state())
     }
 
+    /// Regeneration: flights running now and how recent ones ended (admin listener).
+    pub fn regenerator(&self) -> &Regenerator {
+        &self.regen
+    }
+
+    /// The route table, to key and explain a path as a request would (admin listener).
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// The proxy's clock: the "now" freshness is judged by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// What this proxy has recorded (requests, origin fetches, revalidations).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -138,6 +155,7 @@ impl Proxy {
         Snapshot {
             cache_entries: self.cache.entry_count(),
             cache_bytes: self.cache.weighted_size(),
+            cache_max_bytes: self.cache.max_bytes(),
             cache_evictions: self.cache.eviction_count(),
             regenerations_in_flight: u64::try_from(self.regen.in_flight_count()).unwrap_or(u64::MAX),
             regeneration_failures: self.regen.failure_count(),
@@ -258,7 +276,26 @@ impl Proxy {
                 let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
                 self.serve_cached(key, &rule, &facts, crawler).await
             }
-            None => self.pass_through(request, client).await,
+            None => {
+                let reason = self.pass_through_reason(&request, &path, cacheable_request);
+                self.metrics.record_bypass(reason.as_str());
+                self.pass_through(request, client).await
+            }
+        }
+    }
+
+    /// Why a request is passed through without a lookup (for `isr_bypass_total`); costs a second route match,
+    /// on pass-through requests only.
+    fn pass_through_reason(&self, request: &Request<Incoming>, path: &str, cacheable_request: bool) -> PassThrough {
+        if !cacheable_request {
+            if matches!(*request.method(), Method::GET | Method::HEAD) {
+                return PassThrough::Authorization;
+            }
+            return PassThrough::Method;
+        }
+        match self.routes.match_path(path) {
+            Some(_) => PassThrough::RouteNotCached,
+            None => PassThrough::NoRoute,
         }
     }
 
@@ -323,8 +360,14 @@ impl Proxy {
                 );
                 entry_response(&good, CacheStatus::Stale, good.age(now), facts)
             }
-            (Fetch::Passed(page, reason), _) => passed_response(page, reason, &self.tags_header),
-            (Fetch::Oversized(oversized), _) => oversized_response(oversized, &self.tags_header),
+            (Fetch::Passed(page, reason), _) => {
+                self.metrics.record_bypass(reason.as_str());
+                passed_response(page, reason, &self.tags_header)
+            }
+            (Fetch::Oversized(oversized), _) => {
+                self.metrics.record_bypass(BypassReason::TooLarge.as_str());
+                oversized_response(oversized, &self.tags_header)
+            }
             (Fetch::Failed(err), None) => ProxyError::Origin(err).into_response(),
             (Fetch::GaveUp, None) => ProxyError::GaveUp.into_response(),
         }

@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use http::header::HeaderName;
 use tokio::sync::{oneshot, watch};
@@ -26,9 +26,14 @@ use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{BypassReason, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::compression::{self, Compressed};
+use crate::metrics::Metrics;
 use crate::origin::{Fetched, OriginClient, OriginError, OriginPage, Oversized};
 
 mod fleet;
+pub mod history;
+
+use history::History;
+pub use history::{FlightInfo, FlightKind, RegenRecord, RegenResult};
 
 /// Failure records kept before old ones are pruned; bounds memory when many keys fail and are never retried.
 const MAX_FAILURE_RECORDS: usize = 10_000;
@@ -75,12 +80,23 @@ struct Inner {
     retry_after: std::time::Duration,
     /// Store gzip and brotli forms of compressible pages (`cache.compress`).
     compress: bool,
-    in_flight: Mutex<HashMap<CacheKey, watch::Receiver<Option<RegenOutcome>>>>,
+    in_flight: Mutex<HashMap<CacheKey, Flight>>,
     failures: Mutex<HashMap<CacheKey, SystemTime>>,
+    /// How recent flights ended (admin listener).
+    history: History,
+    metrics: Arc<Metrics>,
     warned_routes: Mutex<HashSet<Arc<str>>>,
     known: Mutex<HashSet<CacheKey>>,
     /// Failed regenerations since start, for metrics.
     failed: AtomicU64,
+}
+
+/// A flight running now: where its outcome will be published, and what the admin listener shows of it.
+struct Flight {
+    outcome: watch::Receiver<Option<RegenOutcome>>,
+    kind: FlightKind,
+    started_at: SystemTime,
+    started: Instant,
 }
 
 /// Whether a flight may skip the origin because a page newer than the caller's is already stored.
@@ -106,7 +122,8 @@ impl Drop for InFlightGuard {
 }
 
 impl Regenerator {
-    /// A regenerator storing into `cache`, fetching through `origin`.
+    /// A regenerator storing into `cache`, fetching through `origin`, recording render times and outcomes in
+    /// `metrics`.
     pub fn new(
         origin: OriginClient,
         cache: Cache,
@@ -114,6 +131,7 @@ impl Regenerator {
         tags_header: HeaderName,
         retry_after: std::time::Duration,
         compress: bool,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -128,6 +146,8 @@ impl Regenerator {
                 warned_routes: Mutex::default(),
                 known: Mutex::default(),
                 failed: AtomicU64::new(0),
+                history: History::default(),
+                metrics,
             }),
         }
     }
@@ -137,8 +157,14 @@ impl Regenerator {
     /// themselves, outside single-flight.
     pub async fn fetch(&self, key: CacheKey, policy: StorePolicy, seen: Option<SystemTime>) -> Fetch {
         let (leader_tx, leader_rx) = oneshot::channel();
-        let (shared, started) =
-            self.join_or_start(key.clone(), policy.clone(), Recheck::NewerThan(seen), Some(leader_tx));
+        let recheck = Recheck::NewerThan(seen);
+        let (shared, started) = self.join_or_start(
+            key.clone(),
+            policy.clone(),
+            recheck,
+            FlightKind::Request,
+            Some(leader_tx),
+        );
         if started {
             return leader_rx.await.unwrap_or(Fetch::GaveUp);
         }
@@ -162,14 +188,17 @@ impl Regenerator {
                 return false;
             }
         }
-        self.join_or_start(key, policy, Recheck::NewerThan(Some(seen)), None).1
+        let recheck = Recheck::NewerThan(Some(seen));
+        self.join_or_start(key, policy, recheck, FlightKind::Background, None).1
     }
 
     /// Regenerates `key` now (on demand), joining a flight already running for it, and waits for the outcome.
     /// A stored page makes the key known (see [`Regenerator::is_known`]).
     /// With a shared tier, the other instances are told to drop their older copy.
     pub async fn regenerate(&self, key: CacheKey, policy: StorePolicy) -> RegenOutcome {
-        let outcome = self.run_to_outcome(key.clone(), policy, Recheck::Never).await;
+        let outcome = self
+            .run_to_outcome(key.clone(), policy, Recheck::Never, FlightKind::OnDemand)
+            .await;
         if let RegenOutcome::Stored(entry) = &outcome {
             self.inner.cache.announce_regenerated(&key, entry);
         }
@@ -179,12 +208,13 @@ impl Regenerator {
     /// Fetches `key` unless a fresh page is already cached (prerendering: never refetch what a newer source,
     /// such as disk or another instance, already has).
     pub async fn warm(&self, key: CacheKey, policy: StorePolicy) -> RegenOutcome {
-        self.run_to_outcome(key, policy, Recheck::NewerThan(None)).await
+        self.run_to_outcome(key, policy, Recheck::NewerThan(None), FlightKind::Prerender)
+            .await
     }
 
     /// Starts fetching a page nobody has yet (the real page behind a `fallback = true` placeholder).
     pub fn warm_in_background(&self, key: CacheKey, policy: StorePolicy) {
-        let _joined = self.join_or_start(key, policy, Recheck::NewerThan(None), None);
+        let _joined = self.join_or_start(key, policy, Recheck::NewerThan(None), FlightKind::Background, None);
     }
 
     /// Records that `key` exists on the site (listed for prerendering, or regenerated on demand), for
@@ -206,9 +236,15 @@ impl Regenerator {
             .contains(key)
     }
 
-    async fn run_to_outcome(&self, key: CacheKey, policy: StorePolicy, recheck: Recheck) -> RegenOutcome {
+    async fn run_to_outcome(
+        &self,
+        key: CacheKey,
+        policy: StorePolicy,
+        recheck: Recheck,
+        kind: FlightKind,
+    ) -> RegenOutcome {
         // The shared outcome is what counts here (a 5xx is a failure, not a page to pass on).
-        let (shared, _started) = self.join_or_start(key.clone(), policy, recheck, None);
+        let (shared, _started) = self.join_or_start(key.clone(), policy, recheck, kind, None);
         let outcome = wait(shared).await;
         if matches!(outcome, RegenOutcome::Stored(_)) {
             self.mark_known(key);
@@ -236,6 +272,43 @@ impl Regenerator {
         in_flight.contains_key(key)
     }
 
+    /// The flights running now, longest-running first, at most `limit` of them (admin listener).
+    pub fn in_flight(&self, limit: usize) -> Vec<FlightInfo> {
+        let mut flights: Vec<FlightInfo> = {
+            let in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            in_flight
+                .iter()
+                .map(|(key, flight)| FlightInfo {
+                    key: key.clone(),
+                    kind: flight.kind,
+                    started_at: flight.started_at,
+                    running: flight.started.elapsed(),
+                })
+                .collect()
+        };
+        flights.sort_by_key(|flight| std::cmp::Reverse(flight.running));
+        flights.truncate(limit);
+        flights
+    }
+
+    /// How recent flights ended, and recent failures alone, newest first (bounded: see [`history`]).
+    pub fn history(&self) -> (Vec<RegenRecord>, Vec<RegenRecord>) {
+        self.inner.history.snapshot()
+    }
+
+    /// How the latest flight of `key` still on record ended.
+    pub fn last_outcome(&self, key: &CacheKey) -> Option<RegenRecord> {
+        self.inner.history.last_for(key)
+    }
+
+    /// When a stale `key` will next be regenerated, if its last regeneration failed less than `retry_after` ago
+    /// (until then, stale hits start none).
+    pub fn retry_at(&self, key: &CacheKey) -> Option<SystemTime> {
+        let failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let retry_at = *failures.get(key)? + self.inner.retry_after;
+        (retry_at > self.inner.clock.now()).then_some(retry_at)
+    }
+
     /// Joins the key's flight or starts one; returns the shared outcome's receiver and whether this call
     /// started the flight. `leader` receives the starter's own result (e.g. an uncacheable page only it may see).
     fn join_or_start(
@@ -243,20 +316,27 @@ impl Regenerator {
         key: CacheKey,
         policy: StorePolicy,
         recheck: Recheck,
+        kind: FlightKind,
         leader: Option<oneshot::Sender<Fetch>>,
     ) -> (watch::Receiver<Option<RegenOutcome>>, bool) {
         let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(rx) = in_flight.get(&key) {
-            return (rx.clone(), false);
+        if let Some(flight) = in_flight.get(&key) {
+            return (flight.outcome.clone(), false);
         }
         let (tx, rx) = watch::channel(None);
-        in_flight.insert(key.clone(), rx.clone());
+        let flight = Flight {
+            outcome: rx.clone(),
+            kind,
+            started_at: self.inner.clock.now(),
+            started: Instant::now(),
+        };
+        in_flight.insert(key.clone(), flight);
         drop(in_flight);
         let guard = InFlightGuard {
             inner: self.inner.clone(),
             key,
         };
-        tokio::spawn(fly(guard, policy, recheck, tx, leader));
+        tokio::spawn(fly(guard, policy, recheck, kind, tx, leader));
         (rx, true)
     }
 
@@ -289,24 +369,48 @@ async fn fly(
     guard: InFlightGuard,
     policy: StorePolicy,
     recheck: Recheck,
+    kind: FlightKind,
     tx: watch::Sender<Option<RegenOutcome>>,
     leader: Option<oneshot::Sender<Fetch>>,
 ) {
     let inner = &guard.inner;
     let key = &guard.key;
     let started = inner.clock.now();
-    let (shared, own) = match already_newer(inner, key, recheck).await {
-        Some(entry) => (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry)),
+    let timer = Instant::now();
+    let (shared, own, source) = match already_newer(inner, key, recheck).await {
+        Some(entry) => (
+            RegenOutcome::Stored(entry.clone()),
+            Fetch::Stored(entry),
+            RegenResult::AlreadyFresh,
+        ),
         None => match fleet::take_turn(inner, key, recheck, started).await {
-            fleet::Turn::Shared(entry) => (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry)),
+            fleet::Turn::Shared(entry) => (
+                RegenOutcome::Stored(entry.clone()),
+                Fetch::Stored(entry),
+                RegenResult::FromFleet,
+            ),
             fleet::Turn::Render(lock) => {
-                let rendered = fetch_and_store(inner, key, &policy).await;
+                let (shared, own) = fetch_and_store(inner, key, &policy).await;
                 // Released after the page's write to the shared tier was queued, so it lands first.
                 drop(lock);
-                rendered
+                (shared, own, RegenResult::Stored)
             }
         },
     };
+    let result = match &shared {
+        RegenOutcome::Stored(_) => source,
+        RegenOutcome::NotStored(reason) => RegenResult::NotStored(*reason),
+        RegenOutcome::Failed(err) => RegenResult::Failed(err.clone()),
+        RegenOutcome::GaveUp => RegenResult::GaveUp,
+    };
+    inner.metrics.record_regeneration(result.as_str());
+    inner.history.record(RegenRecord {
+        key: key.clone(),
+        kind,
+        started_at: started,
+        duration: timer.elapsed(),
+        result,
+    });
     tx.send_replace(Some(shared));
     if let Some(leader) = leader {
         let _ = leader.send(own);
@@ -326,7 +430,12 @@ async fn already_newer(inner: &Inner, key: &CacheKey, recheck: Recheck) -> Optio
 async fn fetch_and_store(inner: &Inner, key: &CacheKey, policy: &StorePolicy) -> (RegenOutcome, Fetch) {
     // A page's age counts from when it was requested (RFC 9111 §4.2.3), which also orders racing writers.
     let requested_at = inner.clock.now();
-    match inner.origin.fetch(key).await {
+    let timer = Instant::now();
+    let fetched = inner.origin.fetch(key).await;
+    if !matches!(fetched, Err(OriginError::Busy(_))) {
+        inner.metrics.record_render(&policy.route, timer.elapsed());
+    }
+    match fetched {
         Ok(Fetched::Complete(page)) if page.status.is_server_error() => {
             record_failure(inner, key);
             tracing::warn!(key = %key, status = page.status.as_u16(), "origin answered an error; keeping the last good page");

@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
+use crate::metrics::ConnectionGuard;
 use crate::proxy::Proxy;
 use crate::response::Body;
 
@@ -54,21 +55,25 @@ pub async fn run_with_limits(
 ) {
     proxy.start().await;
     let proxy_stop = proxy.clone();
+    let counted = proxy.clone();
     let handler = move |request, client| {
         let proxy = proxy.clone();
         async move { proxy.handle(request, client).await }
     };
-    serve(listener, handler, shutdown, &limits).await;
+    let on_connect = move || Some(counted.metrics().connection_opened());
+    serve(listener, handler, shutdown, &limits, on_connect).await;
     proxy_stop.stop().await;
 }
 
 /// Serves `listener` with `handler` under `limits` until `shutdown` resolves, then drains for
-/// `limits.shutdown_timeout`. Shared by the public listener and the admin listener.
+/// `limits.shutdown_timeout`. Shared by the public listener and the admin listener. `on_connect` may hand out a
+/// guard held for as long as each connection is open (the public listener's connection gauge).
 pub(crate) async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
     shutdown: impl Future<Output = ()>,
     limits: &ServerConfig,
+    on_connect: impl Fn() -> Option<ConnectionGuard>,
 ) where
     H: Fn(Request<Incoming>, std::net::SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
@@ -119,8 +124,10 @@ pub(crate) async fn serve<H, F>(
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
         let (header_read_timeout, idle_timeout) = (limits.header_read_timeout, limits.idle_timeout);
+        let open = on_connect();
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = open;
             tokio::select! {
                 result = connection => if let Err(err) = result {
                     tracing::debug!(error = %err, client = %client, "connection ended with an error");

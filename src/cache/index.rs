@@ -138,6 +138,9 @@ pub(super) fn start_bound(query: &ListQuery) -> Bound<CacheKey> {
     }
 }
 
+/// A page's entries, the cursor to go on from, and how many keys were examined.
+type Collected = (Vec<(CacheKey, Arc<Entry>)>, Option<CacheKey>, usize);
+
 /// Takes matching entries from `items` (keys in order, from the start bound) until the page is full, the prefix
 /// range ends, or [`MAX_SCAN`] keys were examined. Returns the page, the cursor to go on from, and the count
 /// examined. A candidate without an entry (a tag's key no longer in memory) is examined and skipped.
@@ -146,7 +149,7 @@ fn collect_page<'a>(
     query: &ListQuery,
     now: SystemTime,
     is_live: impl Fn(&CacheKey) -> bool,
-) -> (Vec<(CacheKey, Arc<Entry>)>, Option<CacheKey>, usize) {
+) -> Collected {
     let mut entries = Vec::with_capacity(query.limit.min(1024));
     let mut scanned = 0;
     let mut last: Option<&CacheKey> = None;

@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn keys_sort_by_path_then_variant() {
         let rsc = vec![(HeaderName::from_static("rsc"), HeaderValue::from_static("1"))];
-        let mut keys = vec![
+        let mut keys = [
             CacheKey::new("/b", None, Vec::new()),
             CacheKey::new("/a", None, rsc.clone()),
             CacheKey::new("/a", Some("x=1"), Vec::new()),
