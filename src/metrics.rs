@@ -347,6 +347,15 @@ impl Metrics {
             .map_or(0, |i| self.request_counters[i].get())
     }
 
+    /// Requests answered so far, by `x-isr-cache` value (`NONE` for responses isr-proxy wrote itself).
+    pub fn request_counts(&self) -> Vec<(&'static str, u64)> {
+        REQUEST_LABELS
+            .iter()
+            .zip(&self.request_counters)
+            .map(|(label, counter)| (*label, counter.get()))
+            .collect()
+    }
+
     /// Records one cached-route origin fetch.
     pub fn record_origin_fetch(&self, outcome: OriginOutcome, elapsed: Duration) {
         let index = OriginOutcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
