@@ -139,6 +139,8 @@ async fn respond(proxy: &Proxy, request: &Request<Incoming>) -> Result<Response<
         }
         "/cache" => {
             let list = query::list_query(params)?;
+            // Evictions are applied (and leave the index) in moka's housekeeping: apply what is pending.
+            proxy.cache().run_pending_tasks().await;
             json(StatusCode::OK, &inspect::listing(proxy, &list).await)
         }
         "/cache/entry" => {

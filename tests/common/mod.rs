@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
+pub(crate) mod admin;
 pub(crate) mod redis_server;
 
 /// The origin answers a request to this path with the request body.
