@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 pub use entry::{Entry, Freshness, Lifetime};
-use index::{KeyIndex, MAX_SCAN};
+use index::KeyIndex;
 pub use index::{ListPage, ListQuery};
 pub use key::CacheKey;
 use moka::ops::compute::{CompResult, Op};
@@ -270,17 +270,18 @@ impl Cache {
         let Some(tag) = &query.tag else {
             return self.keys.page(query, now, is_live);
         };
-        let (candidates, total) = {
-            let tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
-            match tags.get(tag) {
-                Some(keys) => {
-                    let range = keys.range((index::start_bound(query), std::ops::Bound::Unbounded));
-                    (range.take(MAX_SCAN + 1).cloned().collect::<Vec<_>>(), keys.len())
-                }
-                None => (Vec::new(), 0),
-            }
+        // Lock order: the tag index, then the key index (nothing takes them the other way round, nested).
+        let tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(keys) = tags.get(tag) else {
+            return ListPage {
+                entries: Vec::new(),
+                next: None,
+                total: 0,
+                scanned: 0,
+            };
         };
-        self.keys.page_of(&candidates, total, query, now, is_live)
+        let candidates = keys.range((index::start_bound(query), std::ops::Bound::Unbounded));
+        self.keys.page_of(candidates, keys.len(), query, now, is_live)
     }
 
     /// The page in memory under `key`, without counting as an access (admin inspection).

@@ -106,17 +106,17 @@ impl KeyIndex {
     }
 
     /// A page over `candidates`, keys in order from a tag's set starting at the query's start bound, of which
-    /// `total` exist.
-    pub(super) fn page_of(
+    /// `total` exist. Each is looked up here: a tag's set can name pages no longer in memory (or only on disk).
+    pub(super) fn page_of<'a>(
         &self,
-        candidates: &[CacheKey],
+        candidates: impl Iterator<Item = &'a CacheKey>,
         total: usize,
         query: &ListQuery,
         now: SystemTime,
         is_live: impl Fn(&CacheKey) -> bool,
     ) -> ListPage {
         let keys = self.lock();
-        let items = candidates.iter().map(|key| (key, keys.get(key)));
+        let items = candidates.map(|key| (key, keys.get(key)));
         let (entries, next, scanned) = collect_page(items, query, now, is_live);
         ListPage {
             entries,
@@ -168,7 +168,8 @@ fn collect_page<'a>(
         scanned += 1;
         last = Some(key);
         let Some(entry) = entry else { continue };
-        if !is_live(key) || query.state.is_some_and(|state| entry.freshness(now) != state) {
+        // The state first: it is cheap, and moka's lookup is the dearer check.
+        if query.state.is_some_and(|state| entry.freshness(now) != state) || !is_live(key) {
             continue;
         }
         entries.push((key.clone(), entry.clone()));
