@@ -9,8 +9,8 @@ use crate::revalidate::{PathDone, PathResult, RevalidateReport};
 
 /// Lines of recent regenerations shown as text (`--json` has them all).
 const RECENT_SHOWN: usize = 20;
-/// The key column never gets wider than this; longer keys push their row out.
-const MAX_KEY_WIDTH: usize = 60;
+/// The key and tags columns never get wider than this; longer values push their row out.
+const MAX_COLUMN_WIDTH: usize = 60;
 
 fn bytes(n: usize) -> String {
     ByteSize(n as u64).to_string()
@@ -38,22 +38,20 @@ fn age(seconds: u64) -> String {
 
 /// The listing as a table, with the cursor to go on from; `counted` names what `total` counts.
 pub(super) fn listing(listing: &CacheListing, counted: &str) -> String {
-    let width = listing
-        .entries
-        .iter()
-        .map(|e| e.key.key.len())
-        .max()
-        .unwrap_or(0)
-        .clamp(4, MAX_KEY_WIDTH);
+    let column = |header: &str, values: &mut dyn Iterator<Item = usize>| {
+        values.max().unwrap_or(0).clamp(header.len(), MAX_COLUMN_WIDTH)
+    };
+    let key_width = column("KEY", &mut listing.entries.iter().map(|e| e.key.key.len()));
+    let tags_width = column("TAGS", &mut listing.entries.iter().map(|e| e.page.tags.join(",").len()));
     let mut text = format!(
-        "{:<width$}  {:<6}  {:<7}  {:<7}  {:>10}  {:>10}  {:<24}  TIERS\n",
+        "{:<key_width$}  {:<6}  {:<7}  {:<7}  {:>9}  {:>9}  {:<tags_width$}  TIERS\n",
         "KEY", "STATUS", "STATE", "AGE", "BODY", "STORED", "TAGS"
     );
     for entry in &listing.entries {
         let page = &entry.page;
         let _ = writeln!(
             text,
-            "{:<width$}  {:<6}  {:<7}  {:<7}  {:>10}  {:>10}  {:<24}  {}",
+            "{:<key_width$}  {:<6}  {:<7}  {:<7}  {:>9}  {:>9}  {:<tags_width$}  {}",
             entry.key.key,
             page.status,
             page.state.as_str(),
@@ -227,7 +225,7 @@ pub(super) fn stats(stats: &Stats) -> String {
     for tier in &stats.tiers {
         let _ = writeln!(text, "tier {:<9} {}", tier.name, if tier.up { "up" } else { "down" });
     }
-    let _ = writeln!(text, "connections    {}", stats.client_connections);
+    let _ = writeln!(text, "connections    {} open", stats.client_connections);
     text
 }
 
