@@ -45,6 +45,14 @@ fn succeeded(run: &Run) {
     assert_eq!(run.code, Some(0), "{run:#?}");
 }
 
+/// The run succeeded and printed each of `expected` somewhere.
+fn printed(run: &Run, expected: &[&str]) {
+    succeeded(run);
+    for expected in expected {
+        assert!(run.stdout.contains(expected), "{expected:?} in:\n{}", run.stdout);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn inspect_prints_the_cached_pages_as_a_table_and_as_json() {
     let origin = TestOrigin::new()
@@ -113,16 +121,16 @@ async fn inspect_shows_why_a_page_is_stale_and_the_failed_regeneration() {
     );
 
     let run = isr_proxy(&["inspect", "--admin-url", &url, "--path", "/blog/a"], &[]).await;
-    succeeded(&run);
-    for expected in [
-        "  route         /blog/:slug (revalidate 1m,",
-        "  state         stale (age 1m 30s;",
-        "(background): origin answered 502 Bad Gateway",
-        "  next retry    not before ",
-        "    etag: \"",
-    ] {
-        assert!(run.stdout.contains(expected), "{expected:?} in:\n{}", run.stdout);
-    }
+    printed(
+        &run,
+        &[
+            "  route         /blog/:slug (revalidate 1m,",
+            "  state         stale (age 1m 30s;",
+            "(background): origin answered 502 Bad Gateway",
+            "  next retry    not before ",
+            "    etag: \"",
+        ],
+    );
 
     let run = isr_proxy(&["inspect", "--admin-url", &url, "--regenerations"], &[]).await;
     succeeded(&run);
@@ -235,17 +243,17 @@ async fn stats_reports_hit_ratio_entries_and_redis_state() {
     let url = admin.url();
 
     let run = isr_proxy(&["stats", "--admin-url", &url], &[]).await;
-    succeeded(&run);
-    for expected in [
-        "requests       4 (BYPASS 1, HIT 2, MISS 1)\n",
-        "hit ratio      66.7 % (HIT + STALE of HIT + STALE + MISS)\n",
-        "cache          1 pages, ",
-        "regenerations  0 running, 0 failed since start (0 on record)\n",
-        "origin         reachable\n",
-        "redis          not configured\n",
-    ] {
-        assert!(run.stdout.contains(expected), "{expected:?} in:\n{}", run.stdout);
-    }
+    printed(
+        &run,
+        &[
+            "requests       4 (BYPASS 1, HIT 2, MISS 1)\n",
+            "hit ratio      66.7 % (HIT + STALE of HIT + STALE + MISS)\n",
+            "cache          1 pages, ",
+            "regenerations  0 running, 0 failed since start (0 on record)\n",
+            "origin         reachable\n",
+            "redis          not configured\n",
+        ],
+    );
     let run = isr_proxy(&["stats", "--admin-url", &url, "--json"], &[]).await;
     succeeded(&run);
     let stats: Stats = serde_json::from_str(&run.stdout).expect("the stats JSON");

@@ -181,29 +181,11 @@ fn collect_page<'a>(
 mod tests {
     use std::time::Duration;
 
-    use bytes::Bytes;
-    use http::header::HeaderName;
-    use http::{HeaderMap, StatusCode};
-
     use super::*;
-    use crate::cache::Lifetime;
+    use crate::cache::tests::{key, page_at};
 
     fn entry(generated_at: SystemTime) -> Arc<Entry> {
-        Arc::new(Entry::from_origin(
-            StatusCode::OK,
-            HeaderMap::new(),
-            Bytes::from_static(b"x"),
-            generated_at,
-            Lifetime {
-                revalidate: Some(Duration::from_secs(60)),
-                expire: Duration::from_secs(60),
-            },
-            &HeaderName::from_static("x-isr-tags"),
-        ))
-    }
-
-    fn key(path: &str) -> CacheKey {
-        CacheKey::new(path, None, Vec::new())
+        page_at("", 1, generated_at)
     }
 
     fn query(limit: usize) -> ListQuery {

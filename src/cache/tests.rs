@@ -9,13 +9,18 @@ use http::{HeaderMap, StatusCode};
 use super::*;
 
 fn page(tags: &'static str, body_len: usize) -> Arc<Entry> {
+    page_at(tags, body_len, SystemTime::now())
+}
+
+/// A page tagged `tags` (none if empty), fresh for 60 s after `generated_at`; shared with `index`'s tests.
+pub(super) fn page_at(tags: &'static str, body_len: usize, generated_at: SystemTime) -> Arc<Entry> {
     let mut headers = HeaderMap::new();
     headers.insert("x-isr-tags", HeaderValue::from_static(tags));
     Arc::new(Entry::from_origin(
         StatusCode::OK,
         headers,
         Bytes::from(vec![b'x'; body_len]),
-        SystemTime::now(),
+        generated_at,
         Lifetime {
             revalidate: Some(Duration::from_secs(60)),
             expire: Duration::from_secs(60),
@@ -24,7 +29,7 @@ fn page(tags: &'static str, body_len: usize) -> Arc<Entry> {
     ))
 }
 
-fn key(path: &str) -> CacheKey {
+pub(super) fn key(path: &str) -> CacheKey {
     CacheKey::new(path, None, Vec::new())
 }
 
