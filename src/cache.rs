@@ -102,10 +102,17 @@ impl Cache {
         self
     }
 
-    /// A callback that indexes a page's tags, for tiers that find pages at startup (the disk scan).
+    /// A callback that indexes a page found by a tier at startup (the disk scan): its tags, and, for a `Vary`
+    /// variant, the variant itself and the names its URL varies on, so that requests find persisted variants.
     pub fn tag_indexer(&self) -> store::disk::OnScanned {
         let tags = self.tags.clone();
+        let variants = self.variants.clone();
         Box::new(move |key: &CacheKey, page_tags: &[String]| {
+            variants.index(key);
+            if !key.vary().is_empty() {
+                let names: Arc<[http::header::HeaderName]> = key.vary().iter().map(|(name, _)| name.clone()).collect();
+                variants.set_vary_names(&key.primary(), Some(names));
+            }
             if page_tags.is_empty() {
                 return;
             }

@@ -262,10 +262,12 @@ impl Proxy {
                         return entry_response(&entry, CacheStatus::Revalidated, Duration::ZERO, &facts);
                     }
                 }
-                if origin_mode {
-                    return self.serve_origin_mode(request.headers(), key, &rule, &facts).await;
-                }
                 let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
+                if origin_mode {
+                    return self
+                        .serve_origin_mode(request.headers(), key, &rule, &facts, crawler)
+                        .await;
+                }
                 self.serve_cached(key, &rule, &facts, crawler).await
             }
             None => {

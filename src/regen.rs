@@ -159,20 +159,30 @@ impl Regenerator {
         recheck: Recheck,
         fetch: Option<HttpFetch>,
     ) -> Fetch {
-        let (leader_tx, leader_rx) = oneshot::channel();
-        let (shared, started) =
-            self.join_or_start(key.clone(), policy.clone(), recheck, Some(leader_tx), fetch.clone());
-        if started {
-            return leader_rx.await.unwrap_or(Fetch::GaveUp);
-        }
-        match wait(shared).await {
-            RegenOutcome::Stored(entry) if fetch.as_ref().is_none_or(|f| f.is_selected(&entry)) => Fetch::Stored(entry),
-            RegenOutcome::Failed(err) => Fetch::Failed(err),
-            RegenOutcome::GaveUp => Fetch::GaveUp,
-            RegenOutcome::Stored(_) | RegenOutcome::NotStored(_) => {
-                self.fetch_alone(&key, &policy, fetch.as_ref()).await
+        let mut key = key;
+        // A waiter whose shared response turns out to be another `Vary` variant joins its own variant's flight,
+        // once: requests of one variant still share one fetch.
+        for rejoin in [true, false] {
+            let (leader_tx, leader_rx) = oneshot::channel();
+            let (shared, started) =
+                self.join_or_start(key.clone(), policy.clone(), recheck, Some(leader_tx), fetch.clone());
+            if started {
+                return leader_rx.await.unwrap_or(Fetch::GaveUp);
+            }
+            match wait(shared).await {
+                RegenOutcome::Stored(entry) => match &fetch {
+                    Some(http) if !http.is_selected(&entry) => match http.own_variant(&key, &entry) {
+                        Some(own) if rejoin => key = own,
+                        _ => break,
+                    },
+                    _ => return Fetch::Stored(entry),
+                },
+                RegenOutcome::Failed(err) => return Fetch::Failed(err),
+                RegenOutcome::GaveUp => return Fetch::GaveUp,
+                RegenOutcome::NotStored(_) => break,
             }
         }
+        self.fetch_alone(&key, &policy, fetch.as_ref()).await
     }
 
     /// Starts a background regeneration of a stale page generated at `seen`, unless one is in flight or the key

@@ -176,6 +176,12 @@ impl Entry {
         for name in &UNSTORED_HTTP_HEADERS {
             headers.remove(name);
         }
+        if !headers.contains_key(header::DATE)
+            && let Ok(date) = HeaderValue::try_from(httpdate::fmt_http_date(generated_at))
+        {
+            // RFC 9110 §6.6.1: a cache that stores a response without `Date` adds one.
+            headers.insert(header::DATE, date);
+        }
         Self::http(status, headers, body, generated_at, meta, expire, tags)
     }
 

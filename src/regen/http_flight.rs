@@ -51,9 +51,22 @@ impl HttpFetch {
         if http.selecting.is_empty() {
             return true;
         }
-        let names: Vec<HeaderName> = http.selecting.iter().map(|(name, _)| name.clone()).collect();
-        selecting_values(&names, &self.request) == http.selecting
+        selecting_values(&vary_names(&http.selecting), &self.request) == http.selecting
     }
+
+    /// The key of the variant this fetch's request selects among `entry`'s siblings (`entry` varies on request
+    /// headers), if it is not `key` already.
+    pub fn own_variant(&self, key: &CacheKey, entry: &Entry) -> Option<CacheKey> {
+        let http = entry.http.as_ref()?;
+        let own = key
+            .primary()
+            .with_vary(selecting_values(&vary_names(&http.selecting), &self.request));
+        (own != *key).then_some(own)
+    }
+}
+
+fn vary_names(selecting: &[(HeaderName, Option<http::HeaderValue>)]) -> Vec<HeaderName> {
+    selecting.iter().map(|(name, _)| name.clone()).collect()
 }
 
 pub(super) async fn fetch_and_store(
