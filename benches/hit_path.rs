@@ -94,7 +94,7 @@ fn hit_path(c: &mut Criterion) {
     });
     group.bench_function("entry_response_304", |b| {
         let revalidating = RequestFacts {
-            if_none_match: Some(entry.etag.clone()),
+            if_none_match: entry.etag.clone(),
             ..RequestFacts::default()
         };
         b.iter(|| entry_response(black_box(&entry), CacheStatus::Hit, age, &revalidating));

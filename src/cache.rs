@@ -22,8 +22,9 @@ pub mod index;
 mod invalidate;
 pub mod key;
 pub mod store;
+mod variants;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -35,14 +36,11 @@ pub use key::CacheKey;
 use moka::ops::compute::{CompResult, Op};
 use store::Store;
 use store::redis::RedisStore;
+use variants::Variants;
 
 /// Keys carrying each tag, in key order (so the listing can page through a tag). Entries are re-checked on use,
 /// so a stale mapping is harmless, only wasted memory, and evictions clean it up.
 type TagIndex = Arc<Mutex<HashMap<String, BTreeSet<CacheKey>>>>;
-
-/// The variant keys (Next.js RSC payloads) cached for each path, so that revalidating a path reaches them too.
-/// Only keys with a variant are indexed: a site without RSC requests pays nothing.
-type VariantIndex = Arc<Mutex<HashMap<Box<str>, HashSet<CacheKey>>>>;
 
 /// The page store.
 #[derive(Clone)]
@@ -51,7 +49,7 @@ pub struct Cache {
     /// Every key in memory, in order, for the admin listing.
     keys: Arc<KeyIndex>,
     tags: TagIndex,
-    variants: VariantIndex,
+    variants: Variants,
     /// This instance's lower tiers (disk), consulted in order on an in-memory miss and written behind every
     /// insert.
     tiers: Arc<[Arc<dyn Store>]>,
@@ -67,7 +65,7 @@ impl Cache {
     pub fn new(max_bytes: u64) -> Self {
         let tags: TagIndex = Arc::default();
         let listener_tags = tags.clone();
-        let variants: VariantIndex = Arc::default();
+        let variants = Variants::default();
         let listener_variants = variants.clone();
         let evictions = Arc::new(AtomicU64::new(0));
         let listener_evictions = evictions.clone();
@@ -86,7 +84,7 @@ impl Cache {
                 // longer holds is a late one, for a key stored again since, whose indexes must stay.
                 if cause != moka::notification::RemovalCause::Replaced && listener_keys.remove_if_same(&key, &entry) {
                     unindex(&listener_tags, &key, &entry.tags);
-                    unindex_variant(&listener_variants, &key);
+                    listener_variants.unindex(&key);
                 }
             })
             .build();
@@ -120,10 +118,17 @@ impl Cache {
         self
     }
 
-    /// A callback that indexes a page's tags, for tiers that find pages at startup (the disk scan).
+    /// A callback that indexes a page found by a tier at startup (the disk scan): its tags, and, for a `Vary`
+    /// variant, the variant itself and the names its URL varies on, so that requests find persisted variants.
     pub fn tag_indexer(&self) -> store::disk::OnScanned {
         let tags = self.tags.clone();
+        let variants = self.variants.clone();
         Box::new(move |key: &CacheKey, page_tags: &[String]| {
+            variants.index(key);
+            if !key.vary().is_empty() {
+                let names: Arc<[http::header::HeaderName]> = key.vary().iter().map(|(name, _)| name.clone()).collect();
+                variants.set_vary_names(&key.primary(), Some(names));
+            }
             if page_tags.is_empty() {
                 return;
             }
@@ -202,10 +207,7 @@ impl Cache {
 
     fn index(&self, key: &CacheKey, entry: &Arc<Entry>) {
         self.keys.put(key, entry);
-        if !key.variant().is_empty() {
-            let mut variants = self.variants.lock().unwrap_or_else(PoisonError::into_inner);
-            variants.entry(key.path().into()).or_default().insert(key.clone());
-        }
+        self.variants.index(key);
         if !entry.tags.is_empty() {
             let mut tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
             for tag in entry.tags.iter() {
@@ -244,17 +246,44 @@ impl Cache {
         found
     }
 
-    /// The cached variant keys (RSC payloads) of `path`, which a revalidation of the path must reach as well.
+    /// The cached variants (RSC payloads, `Vary` variants) of `path`, which a revalidation of the path must
+    /// reach as well.
     pub async fn variants_of(&self, path: &str) -> Vec<(CacheKey, Arc<Entry>)> {
-        let candidates: Vec<CacheKey> = {
-            let variants = self.variants.lock().unwrap_or_else(PoisonError::into_inner);
-            variants
-                .get(path)
-                .map(|keys| keys.iter().cloned().collect())
-                .unwrap_or_default()
-        };
-        let mut found = Vec::with_capacity(candidates.len());
-        for key in candidates {
+        let mut found = Vec::new();
+        for key in self.variants.of_path(path) {
+            if let Some(entry) = self.entries.get(&key).await {
+                found.push((key, entry));
+            }
+        }
+        found
+    }
+
+    /// The key a request for `primary` looks its page up under: `primary` itself, or, when the URL's stored
+    /// responses vary on request headers, `primary` narrowed by the request's values for them (RFC 9111 §4.1).
+    pub fn variant_key(&self, primary: &CacheKey, request: &http::HeaderMap) -> CacheKey {
+        match self.variants.vary_names(primary) {
+            Some(names) => primary.with_vary(crate::http_cache::selecting_values(&names, request)),
+            None => primary.clone(),
+        }
+    }
+
+    /// Records which request headers the latest stored response for `primary` varies on (`None`: none), so that
+    /// [`Cache::variant_key`] finds later requests' variants.
+    pub fn set_vary_names(&self, primary: &CacheKey, names: Option<Arc<[http::header::HeaderName]>>) {
+        self.variants.set_vary_names(primary, names);
+    }
+
+    /// How many `Vary` variants of `primary` are stored.
+    pub fn vary_variant_count(&self, primary: &CacheKey) -> usize {
+        self.variants.of_primary(primary).len()
+    }
+
+    /// Every stored response of one URL: `primary` and its `Vary` variants.
+    pub async fn url_entries(&self, primary: &CacheKey) -> Vec<(CacheKey, Arc<Entry>)> {
+        let mut keys = self.variants.of_primary(primary);
+        keys.push(primary.clone());
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
             if let Some(entry) = self.entries.get(&key).await {
                 found.push((key, entry));
             }
@@ -383,19 +412,6 @@ fn unindex(index: &TagIndex, key: &CacheKey, tags: &[String]) {
             if keys.is_empty() {
                 index.remove(tag);
             }
-        }
-    }
-}
-
-fn unindex_variant(index: &VariantIndex, key: &CacheKey) {
-    if key.variant().is_empty() {
-        return;
-    }
-    let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(keys) = index.get_mut(key.path()) {
-        keys.remove(key);
-        if keys.is_empty() {
-            index.remove(key.path());
         }
     }
 }

@@ -8,11 +8,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{CACHE_CONTROL, HeaderName, SET_COOKIE, VARY};
+use http::header::{HeaderName, SET_COOKIE, VARY};
 use http::{HeaderMap, StatusCode};
 
 use crate::cache::Lifetime;
 use crate::cache::key::VARIANT_HEADERS;
+use crate::http_cache::directives::{ResponseDirectives, Seconds};
 
 /// Response header through which the origin overrides a route's `revalidate` for one page
 /// (`<seconds>` or `false`); never stored or shown to clients.
@@ -76,15 +77,8 @@ impl StorePolicy {
                 revalidate: None,
                 expire: self.expire,
             }),
-            Revalidate::Origin => {
-                let directives = CacheDirectives::parse(headers);
-                let fresh_for = directives.s_maxage.or(directives.max_age).filter(|d| !d.is_zero());
-                let fresh_for = fresh_for.ok_or(BypassReason::NoFreshness)?;
-                Ok(Lifetime {
-                    revalidate: Some(fresh_for),
-                    expire: directives.stale_while_revalidate.unwrap_or_default(),
-                })
-            }
+            // `revalidate = "origin"` responses are judged by RFC 9111 (`crate::http_cache::judge`), never here.
+            Revalidate::Origin => Err(BypassReason::NoFreshness),
         }
     }
 }
@@ -97,41 +91,6 @@ fn origin_override(headers: &HeaderMap) -> Option<Revalidate> {
     }
     let seconds: u64 = value.parse().ok().filter(|s| *s > 0)?;
     Some(Revalidate::After(Duration::from_secs(seconds)))
-}
-
-/// The `Cache-Control` directives isr-proxy reads.
-#[derive(Debug, Default)]
-struct CacheDirectives {
-    private: bool,
-    no_store: bool,
-    no_cache: bool,
-    max_age: Option<Duration>,
-    s_maxage: Option<Duration>,
-    stale_while_revalidate: Option<Duration>,
-}
-
-impl CacheDirectives {
-    fn parse(headers: &HeaderMap) -> Self {
-        let mut parsed = Self::default();
-        for value in headers.get_all(CACHE_CONTROL) {
-            let Ok(value) = value.to_str() else { continue };
-            for directive in value.split(',') {
-                let directive = directive.trim();
-                let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
-                let seconds = || arg.trim().trim_matches('"').parse().ok().map(Duration::from_secs);
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "private" => parsed.private = true,
-                    "no-store" => parsed.no_store = true,
-                    "no-cache" => parsed.no_cache = true,
-                    "max-age" => parsed.max_age = seconds(),
-                    "s-maxage" => parsed.s_maxage = seconds(),
-                    "stale-while-revalidate" => parsed.stale_while_revalidate = seconds(),
-                    _ => {}
-                }
-            }
-        }
-        parsed
-    }
 }
 
 /// The verdict on one origin response.
@@ -164,8 +123,12 @@ pub enum BypassReason {
     Status(StatusCode),
     /// Larger than `cache.max_entry_size`.
     TooLarge,
-    /// `revalidate = "origin"` and the origin gave no `s-maxage` / `max-age`.
+    /// `revalidate = "origin"` and the response has neither explicit freshness nor a validator.
     NoFreshness,
+    /// The request said `Cache-Control: no-store`.
+    RequestNoStore,
+    /// The URL already has as many `Vary` variants stored as a URL may have.
+    TooManyVariants,
 }
 
 impl BypassReason {
@@ -182,6 +145,8 @@ impl BypassReason {
             Self::Status(_) => "status",
             Self::TooLarge => "too-large",
             Self::NoFreshness => "no-freshness",
+            Self::RequestNoStore => "request-no-store",
+            Self::TooManyVariants => "too-many-variants",
         }
     }
 }
@@ -221,14 +186,17 @@ pub fn cacheability(status: StatusCode, headers: &HeaderMap, origin_cache_contro
 }
 
 fn cache_control_bypass(headers: &HeaderMap) -> Option<BypassReason> {
-    let directives = CacheDirectives::parse(headers);
+    let directives = ResponseDirectives::from_cache_control(headers);
+    let shared_max_age = [directives.s_maxage, directives.max_age]
+        .into_iter()
+        .find_map(Seconds::value);
     if directives.private {
         Some(BypassReason::Private)
     } else if directives.no_store {
         Some(BypassReason::NoStore)
     } else if directives.no_cache {
         Some(BypassReason::NoCache)
-    } else if directives.s_maxage.or(directives.max_age).is_some_and(|d| d.is_zero()) {
+    } else if shared_max_age == Some(0) {
         Some(BypassReason::MaxAgeZero)
     } else {
         None
@@ -383,18 +351,6 @@ mod tests {
                 policy(Revalidate::Origin, Respect),
                 ok,
                 headers(&[("cache-control", "max-age=30")]),
-                Ok(secs(30)),
-            ),
-            (
-                policy(Revalidate::Origin, Respect),
-                ok,
-                headers(&[("cache-control", "max-age=30, s-maxage=90")]),
-                Ok(secs(90)),
-            ),
-            (
-                policy(Revalidate::Origin, Respect),
-                ok,
-                headers(&[]),
                 Err(BypassReason::NoFreshness),
             ),
         ];
@@ -402,16 +358,5 @@ mod tests {
             let got = policy.decide(status, &headers).map(|l| l.revalidate);
             assert_eq!(got, want, "{policy:?} {status} {headers:?}");
         }
-        let swr = policy(Revalidate::Origin, Respect)
-            .decide(
-                ok,
-                &headers(&[("cache-control", "s-maxage=10, stale-while-revalidate=50")]),
-            )
-            .expect("stored");
-        assert_eq!(
-            swr.expire,
-            Duration::from_secs(50),
-            "origin mode takes the stale window from the origin"
-        );
     }
 }

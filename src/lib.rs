@@ -8,11 +8,13 @@
 //! The [`admin`] listener shows what is inside; [`cli`] is the operator subcommands that read it.
 pub mod admin;
 pub mod cache;
+pub mod cache_status;
 pub mod cacheability;
 pub mod cli;
 pub mod clock;
 pub mod compression;
 pub mod config;
+pub mod http_cache;
 pub mod metrics;
 pub mod origin;
 pub mod prerender;

@@ -22,7 +22,7 @@ use prometheus_client::registry::Registry;
 
 pub use histogram::{LatencyHistogram, OTHER_ROUTE, RouteHistograms};
 
-use crate::response::CacheStatus;
+use crate::cache_status::CacheStatus;
 
 /// `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus scrapes natively).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -1,7 +1,10 @@
 //! Talking to the origin: one pooled hyper-util client for cached fetches and pass-through.
 //!
-//! A cached fetch ([`OriginClient::fetch`]) is fully determined by its [`CacheKey`] (no client headers leak in),
-//! buffered under a size limit, and bounded by one whole-response timeout, so a hung origin can never pin a key.
+//! A cached fetch ([`OriginClient::fetch`]) on a time-based route is fully determined by its [`CacheKey`] (no
+//! client headers leak in); on a `revalidate = "origin"` route it carries the client's end-to-end request headers
+//! and, when revalidating, the stored response's validators ([`FetchRequest`]), as any HTTP cache does. Either way
+//! it is buffered under a size limit and bounded by one whole-response timeout, so a hung origin can never pin a
+//! key.
 //! Pass-through ([`OriginClient::forward`]) streams both ways and only bounds the time to response headers.
 
 use std::net::SocketAddr;
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, Scheme};
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
@@ -42,6 +45,34 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 
 type OutgoingBody = BoxBody<Bytes, hyper::Error>;
+
+/// Request headers a cached fetch never forwards from a client even on `revalidate = "origin"` routes: the
+/// cache makes its own conditional and range decisions (it fetches the whole response, stores it, and answers the
+/// client's condition or range from it), asks for identity coding (it compresses itself), and sets `Host`.
+/// `Authorization` never gets here (such requests are passed through); it is listed so that it never could.
+const NOT_FORWARDED_ON_FETCH: [HeaderName; 11] = [
+    header::HOST,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+    header::ACCEPT_ENCODING,
+    header::CONTENT_LENGTH,
+    header::EXPECT,
+    header::AUTHORIZATION,
+];
+
+/// What a cached fetch sends beyond its key. Empty on time-based routes (the key alone decides the request).
+#[derive(Debug, Clone, Default)]
+pub struct FetchRequest {
+    /// `revalidate = "origin"` routes: the request of the client that caused the fetch; its end-to-end headers
+    /// reach the origin (hop-by-hop ones and [`NOT_FORWARDED_ON_FETCH`] excepted).
+    pub headers: Option<Arc<HeaderMap>>,
+    /// Conditional headers validating stored responses (`If-None-Match`, `If-Modified-Since`).
+    pub validators: Vec<(HeaderName, HeaderValue)>,
+}
 
 /// An origin response, buffered whole.
 #[derive(Debug)]
@@ -160,20 +191,28 @@ impl OriginClient {
     /// Fetches the page for `key`: GET with only the key's variant headers, buffered up to the size limit, all
     /// within the timeout. At most `origin.max_connections` of these run at once; the rest queue, for at most
     /// `origin.queue_timeout` (then [`OriginError::Busy`]) and within the same overall timeout.
-    pub async fn fetch(&self, key: &CacheKey) -> Result<Fetched, OriginError> {
+    pub async fn fetch(&self, key: &CacheKey, request: &FetchRequest) -> Result<Fetched, OriginError> {
         let started = Instant::now();
-        let result = self.fetch_unrecorded(key).await;
+        let result = self.fetch_unrecorded(key, request).await;
         self.metrics.record_origin_fetch(outcome_of(&result), started.elapsed());
         result
     }
 
-    async fn fetch_unrecorded(&self, key: &CacheKey) -> Result<Fetched, OriginError> {
+    async fn fetch_unrecorded(&self, key: &CacheKey, fetch: &FetchRequest) -> Result<Fetched, OriginError> {
         let uri = self.uri_for(key.path_and_query())?;
         let mut request = Request::get(uri)
             .body(Empty::new().map_err(|never| match never {}).boxed())
             .map_err(|_| OriginError::BadUri(key.path_and_query().to_owned()))?;
         let headers = request.headers_mut();
-        headers.insert(header::USER_AGENT, self.user_agent.clone());
+        if let Some(client) = &fetch.headers {
+            forward_end_to_end(client, headers);
+        }
+        if !headers.contains_key(header::USER_AGENT) {
+            headers.insert(header::USER_AGENT, self.user_agent.clone());
+        }
+        for (name, value) in &fetch.validators {
+            headers.insert(name.clone(), value.clone());
+        }
         // Stored bodies are identity-encoded; compression for clients is isr-proxy's job.
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         for (name, value) in key.variant() {
@@ -222,16 +261,21 @@ impl OriginClient {
         }))
     }
 
-    /// Forwards a request as is (streamed body), minus hop-by-hop headers, plus `X-Forwarded-*`. Only the time
-    /// to response headers is bounded; the body streams for as long as it takes.
+    /// Forwards a request (streamed body), minus hop-by-hop headers, plus `X-Forwarded-*`, to `path`: the
+    /// normalised path the proxy routed on, so that the origin never sees a different path than the one the
+    /// proxy decided on (`/blog/../admin` is routed, and forwarded, as `/admin`). The query goes as sent. Only the
+    /// time to response headers is bounded; the body streams for as long as it takes.
     pub async fn forward(
         &self,
         request: Request<Incoming>,
+        path: &str,
         client: SocketAddr,
     ) -> Result<Response<Incoming>, OriginError> {
         let (mut parts, body) = request.into_parts();
-        let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        parts.uri = self.uri_for(path_and_query)?;
+        parts.uri = match parts.uri.query() {
+            Some(query) => self.uri_for(&format!("{path}?{query}"))?,
+            None => self.uri_for(path)?,
+        };
         let original_host = parts.headers.remove(header::HOST);
         strip_hop_by_hop(&mut parts.headers);
         add_forwarded(&mut parts.headers, client, original_host);
@@ -277,6 +321,18 @@ fn classify(err: hyper_util::client::legacy::Error) -> OriginError {
         OriginError::Connect(err)
     } else {
         OriginError::Request(err)
+    }
+}
+
+/// Copies a client's end-to-end request headers onto a cached fetch (see [`FetchRequest::headers`]).
+fn forward_end_to_end(client: &HeaderMap, onto: &mut HeaderMap) {
+    let mut copied = client.clone();
+    strip_hop_by_hop(&mut copied);
+    for name in &NOT_FORWARDED_ON_FETCH {
+        copied.remove(name);
+    }
+    for (name, value) in copied.iter() {
+        onto.append(name.clone(), value.clone());
     }
 }
 

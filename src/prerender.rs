@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::cache::CacheKey;
 use crate::config::PrerenderConfig;
-use crate::origin::{Fetched, OriginClient};
+use crate::origin::{FetchRequest, Fetched, OriginClient};
 use crate::regen::{RegenOutcome, Regenerator};
 use crate::route::{RouteTable, normalize_path};
 
@@ -184,7 +184,7 @@ impl Prerenderer {
             return Vec::new();
         };
         let key = CacheKey::new(url, None, Vec::new());
-        let page = match self.origin.fetch(&key).await {
+        let page = match self.origin.fetch(&key, &FetchRequest::default()).await {
             Ok(Fetched::Complete(page)) if page.status.is_success() => page,
             Ok(Fetched::Complete(page)) => {
                 tracing::error!(paths_url = %url, status = page.status.as_u16(), "prerender paths_url failed");

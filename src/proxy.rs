@@ -25,7 +25,7 @@ use crate::cacheability::{BypassReason, OriginCacheControl, Revalidate, StorePol
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::{Metrics, PassThrough, RevalidationKind, Snapshot};
-use crate::origin::OriginClient;
+use crate::origin::{OriginClient, OriginPage, Oversized};
 use crate::prerender::{PrerenderProgress, Prerenderer};
 use crate::regen::{Fetch, RegenOutcome, Regenerator};
 use crate::response::{
@@ -34,6 +34,8 @@ use crate::response::{
 };
 use crate::revalidate::{PRERENDER_REVALIDATE_HEADER, Revalidator};
 use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_path};
+
+mod origin_mode;
 
 /// Tracing target of the per-request debug line: `RUST_LOG=isr_proxy::request=debug` shows only those lines
 /// (`isr_proxy=debug` shows them with everything else).
@@ -263,7 +265,12 @@ impl Proxy {
         }
         match matched {
             Some(MatchedRoute { rule, key }) => {
-                let facts = RequestFacts::from_headers(request.headers());
+                let origin_mode = rule.revalidate == Revalidate::Origin;
+                let facts = if origin_mode {
+                    RequestFacts::from_headers_http(request.headers())
+                } else {
+                    RequestFacts::from_headers(request.headers())
+                };
                 if prerender {
                     let outcome = self.regen.regenerate(key.clone(), rule.store_policy()).await;
                     let stored = matches!(outcome, RegenOutcome::Stored(_));
@@ -274,14 +281,36 @@ impl Proxy {
                     }
                 }
                 let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
+                if origin_mode {
+                    return self
+                        .serve_origin_mode(request.headers(), key, &rule, &facts, crawler)
+                        .await;
+                }
                 self.serve_cached(key, &rule, &facts, crawler).await
             }
             None => {
                 let reason = self.pass_through_reason(&request, &path, cacheable_request);
                 self.metrics.record_bypass(reason.as_str());
-                self.pass_through(request, client).await
+                let unsafe_target = self.unsafe_target(&request, &path);
+                let response = self.pass_through(request, &path, client).await;
+                if let Some(target) = unsafe_target {
+                    self.invalidate_after(target, &response).await;
+                }
+                response
             }
         }
+    }
+
+    /// An uncacheable origin response, for this request only; counted by reason.
+    fn passed(&self, page: OriginPage, reason: BypassReason) -> Response<Body> {
+        self.metrics.record_bypass(reason.as_str());
+        passed_response(page, reason, &self.tags_header)
+    }
+
+    /// A response too large to store, streamed to this request only; counted as `too-large`.
+    fn oversized(&self, oversized: Oversized) -> Response<Body> {
+        self.metrics.record_bypass(BypassReason::TooLarge.as_str());
+        oversized_response(oversized, &self.tags_header)
     }
 
     /// Why a request is passed through without a lookup (for `isr_bypass_total`); costs a second route match,
@@ -360,14 +389,8 @@ impl Proxy {
                 );
                 entry_response(&good, CacheStatus::Stale, good.age(now), facts)
             }
-            (Fetch::Passed(page, reason), _) => {
-                self.metrics.record_bypass(reason.as_str());
-                passed_response(page, reason, &self.tags_header)
-            }
-            (Fetch::Oversized(oversized), _) => {
-                self.metrics.record_bypass(BypassReason::TooLarge.as_str());
-                oversized_response(oversized, &self.tags_header)
-            }
+            (Fetch::Passed(page, reason), _) => self.passed(page, reason),
+            (Fetch::Oversized(oversized), _) => self.oversized(oversized),
             (Fetch::Failed(err), None) => ProxyError::Origin(err).into_response(),
             (Fetch::GaveUp, None) => ProxyError::GaveUp.into_response(),
         }
@@ -435,8 +458,9 @@ impl Proxy {
         self.crawlers.iter().any(|crawler| agent.contains(crawler.as_str()))
     }
 
-    async fn pass_through(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Body> {
-        match self.origin.forward(request, client).await {
+    /// Streams the request to the origin at `path`, the normalised path it was routed on.
+    async fn pass_through(&self, request: Request<Incoming>, path: &str, client: SocketAddr) -> Response<Body> {
+        match self.origin.forward(request, path, client).await {
             Ok(response) => forwarded_response(response, &self.tags_header),
             Err(err) => {
                 tracing::warn!(error = %err, "pass-through failed");

@@ -22,15 +22,18 @@ use std::time::{Instant, SystemTime};
 use http::header::HeaderName;
 use tokio::sync::{oneshot, watch};
 
+pub use http_flight::{HttpFetch, MAX_VARY_VARIANTS};
+
 use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{BypassReason, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::compression::{self, Compressed};
 use crate::metrics::Metrics;
-use crate::origin::{Fetched, OriginClient, OriginError, OriginPage, Oversized};
+use crate::origin::{FetchRequest, Fetched, OriginClient, OriginError, OriginPage, Oversized};
 
 mod fleet;
 pub mod history;
+mod http_flight;
 
 use history::History;
 pub use history::{FlightInfo, FlightKind, RegenRecord, RegenResult};
@@ -156,29 +159,74 @@ impl Regenerator {
     /// at `seen`): joins the key's flight or starts one. Waiters whose flight turned out uncacheable fetch for
     /// themselves, outside single-flight.
     pub async fn fetch(&self, key: CacheKey, policy: StorePolicy, seen: Option<SystemTime>) -> Fetch {
-        let (leader_tx, leader_rx) = oneshot::channel();
-        let recheck = Recheck::NewerThan(seen);
-        let (shared, started) = self.join_or_start(
-            key.clone(),
-            policy.clone(),
-            recheck,
-            FlightKind::Request,
-            Some(leader_tx),
-        );
-        if started {
-            return leader_rx.await.unwrap_or(Fetch::GaveUp);
+        self.fetch_with(key, policy, Recheck::NewerThan(seen), None).await
+    }
+
+    /// [`Regenerator::fetch`] on a `revalidate = "origin"` route: the flight carries the client's request (its
+    /// headers reach the origin) and the stored response being validated, if any. A waiter gets the shared
+    /// response only if it is the variant the waiter's own request selects (RFC 9111 §4.1); otherwise it fetches
+    /// for itself.
+    pub async fn fetch_http(&self, key: CacheKey, policy: StorePolicy, fetch: HttpFetch) -> Fetch {
+        let seen = fetch.stored.as_ref().map(|entry| entry.generated_at);
+        self.fetch_with(key, policy, Recheck::NewerThan(seen), Some(fetch))
+            .await
+    }
+
+    async fn fetch_with(
+        &self,
+        key: CacheKey,
+        policy: StorePolicy,
+        recheck: Recheck,
+        fetch: Option<HttpFetch>,
+    ) -> Fetch {
+        let mut key = key;
+        // A waiter whose shared response turns out to be another `Vary` variant joins its own variant's flight,
+        // once: requests of one variant still share one fetch.
+        for rejoin in [true, false] {
+            let (leader_tx, leader_rx) = oneshot::channel();
+            let (shared, started) = self.join_or_start(
+                key.clone(),
+                policy.clone(),
+                recheck,
+                FlightKind::Request,
+                Some(leader_tx),
+                fetch.clone(),
+            );
+            if started {
+                return leader_rx.await.unwrap_or(Fetch::GaveUp);
+            }
+            match wait(shared).await {
+                RegenOutcome::Stored(entry) => match &fetch {
+                    Some(http) if !http.is_selected(&entry) => match http.own_variant(&key, &entry) {
+                        Some(own) if rejoin => key = own,
+                        _ => break,
+                    },
+                    _ => return Fetch::Stored(entry),
+                },
+                RegenOutcome::Failed(err) => return Fetch::Failed(err),
+                RegenOutcome::GaveUp => return Fetch::GaveUp,
+                RegenOutcome::NotStored(_) => break,
+            }
         }
-        match wait(shared).await {
-            RegenOutcome::Stored(entry) => Fetch::Stored(entry),
-            RegenOutcome::Failed(err) => Fetch::Failed(err),
-            RegenOutcome::GaveUp => Fetch::GaveUp,
-            RegenOutcome::NotStored(_) => self.fetch_alone(&key, &policy).await,
-        }
+        self.fetch_alone(&key, &policy, fetch.as_ref()).await
     }
 
     /// Starts a background regeneration of a stale page generated at `seen`, unless one is in flight or the key
     /// failed less than `retry_after` ago. Returns whether a flight was started.
     pub fn refresh_in_background(&self, key: CacheKey, policy: StorePolicy, seen: SystemTime) -> bool {
+        self.refresh_with(key, policy, seen, None)
+    }
+
+    /// [`Regenerator::refresh_in_background`] on a `revalidate = "origin"` route (RFC 5861
+    /// `stale-while-revalidate`): the flight validates `fetch.stored` with the client's request.
+    pub fn refresh_http_in_background(&self, key: CacheKey, policy: StorePolicy, fetch: HttpFetch) -> bool {
+        let Some(seen) = fetch.stored.as_ref().map(|entry| entry.generated_at) else {
+            return false;
+        };
+        self.refresh_with(key, policy, seen, Some(fetch))
+    }
+
+    fn refresh_with(&self, key: CacheKey, policy: StorePolicy, seen: SystemTime, fetch: Option<HttpFetch>) -> bool {
         if self.in_backoff(&key) {
             return false;
         }
@@ -189,7 +237,8 @@ impl Regenerator {
             }
         }
         let recheck = Recheck::NewerThan(Some(seen));
-        self.join_or_start(key, policy, recheck, FlightKind::Background, None).1
+        self.join_or_start(key, policy, recheck, FlightKind::Background, None, fetch)
+            .1
     }
 
     /// Regenerates `key` now (on demand), joining a flight already running for it, and waits for the outcome.
@@ -214,7 +263,14 @@ impl Regenerator {
 
     /// Starts fetching a page nobody has yet (the real page behind a `fallback = true` placeholder).
     pub fn warm_in_background(&self, key: CacheKey, policy: StorePolicy) {
-        let _joined = self.join_or_start(key, policy, Recheck::NewerThan(None), FlightKind::Background, None);
+        let _joined = self.join_or_start(
+            key,
+            policy,
+            Recheck::NewerThan(None),
+            FlightKind::Background,
+            None,
+            None,
+        );
     }
 
     /// Records that `key` exists on the site (listed for prerendering, or regenerated on demand), for
@@ -244,7 +300,7 @@ impl Regenerator {
         kind: FlightKind,
     ) -> RegenOutcome {
         // The shared outcome is what counts here (a 5xx is a failure, not a page to pass on).
-        let (shared, _started) = self.join_or_start(key.clone(), policy, recheck, kind, None);
+        let (shared, _started) = self.join_or_start(key.clone(), policy, recheck, kind, None, None);
         let outcome = wait(shared).await;
         if matches!(outcome, RegenOutcome::Stored(_)) {
             self.mark_known(key);
@@ -318,6 +374,7 @@ impl Regenerator {
         recheck: Recheck,
         kind: FlightKind,
         leader: Option<oneshot::Sender<Fetch>>,
+        fetch: Option<HttpFetch>,
     ) -> (watch::Receiver<Option<RegenOutcome>>, bool) {
         let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(flight) = in_flight.get(&key) {
@@ -336,14 +393,14 @@ impl Regenerator {
             inner: self.inner.clone(),
             key,
         };
-        tokio::spawn(fly(guard, policy, recheck, kind, tx, leader));
+        tokio::spawn(fly(guard, policy, recheck, kind, tx, leader, fetch));
         (rx, true)
     }
 
     /// A fetch outside single-flight, for a waiter whose shared flight was not cacheable (it may carry one
     /// user's cookie, so it was not handed over).
-    async fn fetch_alone(&self, key: &CacheKey, policy: &StorePolicy) -> Fetch {
-        fetch_and_store(&self.inner, key, policy).await.1
+    async fn fetch_alone(&self, key: &CacheKey, policy: &StorePolicy, fetch: Option<&HttpFetch>) -> Fetch {
+        fetch_and_store(&self.inner, key, policy, fetch).await.1
     }
 
     fn in_backoff(&self, key: &CacheKey) -> bool {
@@ -372,6 +429,7 @@ async fn fly(
     kind: FlightKind,
     tx: watch::Sender<Option<RegenOutcome>>,
     leader: Option<oneshot::Sender<Fetch>>,
+    fetch: Option<HttpFetch>,
 ) {
     let inner = &guard.inner;
     let key = &guard.key;
@@ -390,7 +448,7 @@ async fn fly(
                 RegenResult::FromFleet,
             ),
             fleet::Turn::Render(lock) => {
-                let (shared, own) = fetch_and_store(inner, key, &policy).await;
+                let (shared, own) = fetch_and_store(inner, key, &policy, fetch.as_ref()).await;
                 // Released after the page's write to the shared tier was queued, so it lands first.
                 drop(lock);
                 (shared, own, RegenResult::Stored)
@@ -427,15 +485,22 @@ async fn already_newer(inner: &Inner, key: &CacheKey, recheck: Recheck) -> Optio
     (newer && current.freshness(inner.clock.now()) == Freshness::Fresh).then_some(current)
 }
 
-async fn fetch_and_store(inner: &Inner, key: &CacheKey, policy: &StorePolicy) -> (RegenOutcome, Fetch) {
+async fn fetch_and_store(
+    inner: &Inner,
+    key: &CacheKey,
+    policy: &StorePolicy,
+    fetch: Option<&HttpFetch>,
+) -> (RegenOutcome, Fetch) {
+    if let Some(fetch) = fetch {
+        return http_flight::fetch_and_store(inner, key, policy, fetch).await;
+    }
+    if policy.revalidate == Revalidate::Origin {
+        // On-demand regeneration, prerendering, placeholders: no client request to carry.
+        return http_flight::fetch_and_store(inner, key, policy, &HttpFetch::unconditional()).await;
+    }
     // A page's age counts from when it was requested (RFC 9111 §4.2.3), which also orders racing writers.
     let requested_at = inner.clock.now();
-    let timer = Instant::now();
-    let fetched = inner.origin.fetch(key).await;
-    if !matches!(fetched, Err(OriginError::Busy(_))) {
-        inner.metrics.record_render(&policy.route, timer.elapsed());
-    }
-    match fetched {
+    match fetch_from_origin(inner, key, policy, &FetchRequest::default()).await {
         Ok(Fetched::Complete(page)) if page.status.is_server_error() => {
             record_failure(inner, key);
             tracing::warn!(key = %key, status = page.status.as_u16(), "origin answered an error; keeping the last good page");
@@ -455,14 +520,7 @@ async fn fetch_and_store(inner: &Inner, key: &CacheKey, policy: &StorePolicy) ->
                         lifetime,
                         &inner.tags_header,
                     );
-                    let entry = Arc::new(precompress(entry, inner.compress).await);
-                    let entry = if inner.cache.insert(key.clone(), entry.clone()).await {
-                        tracing::debug!(key = %key, bytes = entry.body.len(), "stored");
-                        entry
-                    } else {
-                        tracing::debug!(key = %key, "a newer page was stored meanwhile; keeping it");
-                        inner.cache.get(key).await.unwrap_or(entry)
-                    };
+                    let entry = store(inner, key, entry).await;
                     (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry))
                 }
                 Err(reason) => {
@@ -487,6 +545,34 @@ async fn fetch_and_store(inner: &Inner, key: &CacheKey, policy: &StorePolicy) ->
             (RegenOutcome::Failed(err.clone()), Fetch::Failed(err))
         }
     }
+}
+
+/// Compresses `entry` and stores it under `key`; returns what is stored now (a newer page stored meanwhile wins).
+async fn store(inner: &Inner, key: &CacheKey, entry: Entry) -> Arc<Entry> {
+    let entry = Arc::new(precompress(entry, inner.compress).await);
+    if inner.cache.insert(key.clone(), entry.clone()).await {
+        tracing::debug!(key = %key, bytes = entry.body.len(), "stored");
+        entry
+    } else {
+        tracing::debug!(key = %key, "a newer page was stored meanwhile; keeping it");
+        inner.cache.get(key).await.unwrap_or(entry)
+    }
+}
+
+/// Fetches `key` from the origin, recording the render time under the route (not for a fetch shed for lack of an
+/// origin slot: it never reached the origin).
+async fn fetch_from_origin(
+    inner: &Inner,
+    key: &CacheKey,
+    policy: &StorePolicy,
+    request: &FetchRequest,
+) -> Result<Fetched, OriginError> {
+    let timer = Instant::now();
+    let fetched = inner.origin.fetch(key, request).await;
+    if !matches!(fetched, Err(OriginError::Busy(_))) {
+        inner.metrics.record_render(&policy.route, timer.elapsed());
+    }
+    fetched
 }
 
 /// Adds gzip and brotli forms to a compressible entry, once per generation, so that no request ever compresses.

@@ -17,62 +17,15 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::cache::Entry;
-use crate::cache::entry::NEXT_TAGS_HEADER;
+use crate::cache::entry::{NEXT_TAGS_HEADER, Representation};
+pub use crate::cache_status::{CACHE_STATUS, CacheStatus, X_ISR_CACHE};
 use crate::cacheability::{BypassReason, ISR_REVALIDATE_HEADER};
 use crate::compression::AcceptEncoding;
+use crate::http_cache::ByteRange;
+use crate::http_cache::ClientConditional;
+use crate::http_cache::conditional::if_none_match_matches;
 use crate::origin::{OriginError, OriginPage, Oversized, strip_hop_by_hop};
 use crate::route::PathError;
-
-/// `x-isr-cache`: how this response was produced.
-pub const X_ISR_CACHE: HeaderName = HeaderName::from_static("x-isr-cache");
-/// RFC 9211 `Cache-Status`.
-pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
-
-/// How a response was produced; feeds `x-isr-cache`, `Cache-Status` and tracing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheStatus {
-    /// Fresh page from the cache.
-    Hit,
-    /// Stale page from the cache, regeneration running in the background (or the origin failed).
-    Stale,
-    /// Fetched from the origin now and stored.
-    Miss,
-    /// Not stored: uncached route, method, or uncacheable response.
-    Bypass,
-    /// Regenerated synchronously for this request (`x-prerender-revalidate`).
-    Revalidated,
-    /// The route's placeholder page, while the real page renders (`fallback = true`).
-    Fallback,
-}
-
-impl CacheStatus {
-    /// The `x-isr-cache` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hit => "HIT",
-            Self::Stale => "STALE",
-            Self::Miss => "MISS",
-            Self::Bypass => "BYPASS",
-            Self::Revalidated => "REVALIDATED",
-            Self::Fallback => "FALLBACK",
-        }
-    }
-
-    fn header(self) -> HeaderValue {
-        HeaderValue::from_static(self.as_str())
-    }
-
-    fn cache_status(self) -> HeaderValue {
-        HeaderValue::from_static(match self {
-            Self::Hit => "isr-proxy; hit",
-            Self::Stale => "isr-proxy; hit; fwd=stale",
-            Self::Miss => "isr-proxy; fwd=miss; stored",
-            Self::Bypass => "isr-proxy; fwd=bypass",
-            Self::Revalidated => "isr-proxy; fwd=request; stored",
-            Self::Fallback => "isr-proxy; fwd=miss; detail=fallback",
-        })
-    }
-}
 
 /// What the response depends on from the request.
 #[derive(Debug, Clone, Default)]
@@ -81,6 +34,18 @@ pub struct RequestFacts {
     pub if_none_match: Option<HeaderValue>,
     /// `Accept-Encoding`, parsed: which stored form of a page to send.
     pub accept_encoding: AcceptEncoding,
+    /// On `revalidate = "origin"` routes: the rest of what an HTTP cache answers from (see
+    /// [`RequestFacts::from_headers_http`]).
+    pub http: Option<HttpRequestFacts>,
+}
+
+/// What a response from a `revalidate = "origin"` route depends on beyond [`RequestFacts`].
+#[derive(Debug, Clone, Default)]
+pub struct HttpRequestFacts {
+    /// `If-None-Match` (weak comparison, precedence) and `If-Modified-Since`.
+    pub conditional: ClientConditional,
+    /// `Range`, unless an `If-Range` came with it (then the whole response is sent).
+    pub range: Option<HeaderValue>,
 }
 
 impl RequestFacts {
@@ -89,6 +54,22 @@ impl RequestFacts {
         Self {
             if_none_match: headers.get(header::IF_NONE_MATCH).cloned(),
             accept_encoding: AcceptEncoding::from_headers(headers),
+            http: None,
+        }
+    }
+
+    /// The facts a `revalidate = "origin"` route answers from: conditional headers evaluated as RFC 9110 §13.2.2
+    /// says, and byte ranges.
+    pub fn from_headers_http(headers: &HeaderMap) -> Self {
+        let range = (!headers.contains_key(header::IF_RANGE))
+            .then(|| headers.get(header::RANGE).cloned())
+            .flatten();
+        Self {
+            http: Some(HttpRequestFacts {
+                conditional: ClientConditional::from_headers(headers),
+                range,
+            }),
+            ..Self::from_headers(headers)
         }
     }
 }
@@ -96,18 +77,43 @@ impl RequestFacts {
 /// A response from a cached entry, in the stored form the request accepts best (precompressed: no encoding
 /// work here). `If-None-Match` is compared with that form's ETag. HEAD needs nothing special: hyper sends the
 /// headers (with `Content-Length` from the body) and drops the body.
+///
+/// On `revalidate = "origin"` routes ([`RequestFacts::http`]), `If-Modified-Since` is honoured too, and a single
+/// byte range of a stored `200` is answered with `206 Partial Content` from the identity body.
 pub fn entry_response(entry: &Entry, status: CacheStatus, age: Duration, request: &RequestFacts) -> Response<Body> {
-    let Some(chosen) = entry.representation(&request.accept_encoding) else {
+    let Some(mut chosen) = entry.representation(&request.accept_encoding) else {
         return not_acceptable(entry, status);
     };
-    let not_modified = request
-        .if_none_match
+    let not_modified = match &request.http {
+        Some(http) => http
+            .conditional
+            .is_not_modified(entry.status, chosen.etag, &entry.headers),
+        None => request
+            .if_none_match
+            .as_ref()
+            .is_some_and(|inm| if_none_match_matches(inm, chosen.etag)),
+    };
+    let range = request
+        .http
         .as_ref()
-        .is_some_and(|inm| etag_matches(inm, chosen.etag));
-    let (code, body) = if not_modified {
-        (StatusCode::NOT_MODIFIED, Body::empty())
-    } else {
-        (entry.status, Body::full(chosen.body.clone()))
+        .and_then(|http| http.range.as_ref())
+        .filter(|_| !not_modified && entry.status == StatusCode::OK)
+        .and_then(|range| ByteRange::parse(range.as_bytes(), entry.body.len()));
+    if range.is_some() {
+        // Ranges are served from the body as stored, never from a compressed form.
+        chosen = Representation {
+            body: &entry.body,
+            etag: entry.etag.as_ref(),
+            content_encoding: None,
+        };
+    }
+    let (code, body) = match &range {
+        _ if not_modified => (StatusCode::NOT_MODIFIED, Body::empty()),
+        Some(range) => (
+            StatusCode::PARTIAL_CONTENT,
+            Body::full(chosen.body.slice(range.bytes.clone())),
+        ),
+        None => (entry.status, Body::full(chosen.body.clone())),
     };
     let mut response = Response::new(body);
     *response.status_mut() = code;
@@ -116,7 +122,15 @@ pub fn entry_response(entry: &Entry, status: CacheStatus, age: Duration, request
     let headers = response.headers_mut();
     if let Some(coding) = chosen.content_encoding {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding.as_str()));
-        headers.insert(header::ETAG, chosen.etag.clone());
+        match chosen.etag {
+            Some(etag) => headers.insert(header::ETAG, etag.clone()),
+            None => headers.remove(header::ETAG),
+        };
+    }
+    if let Some(range) = &range
+        && let Ok(value) = HeaderValue::try_from(range.content_range())
+    {
+        headers.insert(header::CONTENT_RANGE, value);
     }
     headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
     headers.insert(X_ISR_CACHE, status.header());
@@ -187,17 +201,6 @@ fn finish_uncached(headers: &mut HeaderMap, tags_header: &HeaderName, reason: Op
     }
 }
 
-/// RFC 9110 §13.1.2: weak comparison, a list of tags, or `*`.
-fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
-    let Ok(list) = if_none_match.to_str() else {
-        return false;
-    };
-    let ours = etag.as_bytes();
-    list.split(',')
-        .map(str::trim)
-        .any(|candidate| candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate).as_bytes() == ours)
-}
-
 /// Every way a request can fail, classified by fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -210,6 +213,9 @@ pub enum ProxyError {
     /// The request path cannot be cached or forwarded safely.
     #[error(transparent)]
     BadPath(PathError),
+    /// `Cache-Control: only-if-cached` and nothing suitable is stored (RFC 9111 §5.2.1.7).
+    #[error("not cached (only-if-cached)")]
+    OnlyIfCached,
 }
 
 impl ProxyError {
@@ -220,6 +226,7 @@ impl ProxyError {
             // Every origin slot stayed taken for `origin.queue_timeout`: isr-proxy shed the request itself.
             Self::Origin(err) if err.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Origin(_) => StatusCode::BAD_GATEWAY,
+            Self::OnlyIfCached => StatusCode::GATEWAY_TIMEOUT,
             Self::GaveUp => {
                 tracing::error!("single-flight ended without an outcome");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -344,7 +351,11 @@ mod tests {
             ("\"abd\"", false),
             ("abc", false),
         ] {
-            assert_eq!(etag_matches(&HeaderValue::from_static(inm), &ours), want, "{inm}");
+            assert_eq!(
+                if_none_match_matches(&HeaderValue::from_static(inm), Some(&ours)),
+                want,
+                "{inm}"
+            );
         }
     }
 }

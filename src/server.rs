@@ -6,8 +6,9 @@
 //!   queue (and, when that is full, are refused by the kernel) instead of costing a task and a buffer each.
 //! - `header_read_timeout` and `idle_timeout`: a per-connection watchdog ([`ConnectionActivity`]). While no request
 //!   is in progress, a connection that has sent nothing is closed after `idle_timeout`; one that has started
-//!   sending (a request head, or the HTTP/2 preface) must get a whole request in within `header_read_timeout`
-//!   (slowloris). The watchdog covers HTTP/1 and HTTP/2 alike, and the protocol sniffing before either.
+//!   sending (a request head, or the HTTP/2 preface) must get a whole request in within `header_read_timeout` of
+//!   its first byte (slowloris), whenever that byte comes: on a new connection, late, or between keep-alive
+//!   requests. The watchdog covers HTTP/1 and HTTP/2 alike, and the protocol sniffing before either.
 //! - `max_header_size`: hyper's HTTP/1 read buffer (a head that does not fit gets 431) and HTTP/2's header list.
 
 use std::future::Future;
@@ -27,7 +28,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
@@ -169,7 +170,13 @@ fn builder(limits: &ServerConfig) -> auto::Builder<TokioExecutor> {
 const UNSET: u64 = u64::MAX;
 
 /// What the watchdog knows about one connection; updated by the stream on reads and by requests as they start
-/// and finish. Atomics only: no lock and no allocation per request.
+/// and finish. Atomics only on the read path: no lock, timer or allocation per read or per request.
+///
+/// The watchdog sleeps until the deadline it knows of (idle, usually far away). A head that starts later moves
+/// the deadline closer, so the watchdog must hear of it, but only of a head that *stalls*: a head that arrives
+/// whole is parsed and becomes a request before the connection reads again, and waking the watchdog for it
+/// would cost a task wake-up and a timer reset on every keep-alive request. A stalled head shows as a read that
+/// finds no data while the head is still open; that read wakes the watchdog, once per head.
 #[derive(Debug)]
 struct ConnectionActivity {
     started: Instant,
@@ -179,6 +186,10 @@ struct ConnectionActivity {
     idle_since: AtomicU64,
     /// When the first byte arrived while no request was in progress ([`UNSET`] if none has).
     head_started: AtomicU64,
+    /// The `head_started` the watchdog last took into account (or was told of); [`UNSET`] if none.
+    head_seen: AtomicU64,
+    /// Wakes the watchdog when a head stalls (see above).
+    head_stalled: Notify,
 }
 
 impl ConnectionActivity {
@@ -188,6 +199,8 @@ impl ConnectionActivity {
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(UNSET),
+            head_seen: AtomicU64::new(UNSET),
+            head_stalled: Notify::new(),
         }
     }
 
@@ -201,6 +214,18 @@ impl ConnectionActivity {
             let _ = self
                 .head_started
                 .compare_exchange(UNSET, self.now_ms(), Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// A read found no data. If a head is open and the watchdog has not heard of it, it must now: the client
+    /// stopped part-way, and the header deadline may be earlier than the one the watchdog sleeps until.
+    fn on_read_pending(&self) {
+        let head_started = self.head_started.load(Ordering::Relaxed);
+        if head_started != UNSET
+            && self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_seen.swap(head_started, Ordering::Relaxed) != head_started
+        {
+            self.head_stalled.notify_one();
         }
     }
 
@@ -228,6 +253,7 @@ impl ConnectionActivity {
                         "idle timeout",
                     )
                 } else {
+                    self.head_seen.store(head_started, Ordering::Relaxed);
                     (head_started.saturating_add(header_ms), "header read timeout")
                 };
                 if now >= deadline {
@@ -235,7 +261,11 @@ impl ConnectionActivity {
                 }
                 deadline
             };
-            tokio::time::sleep_until(self.started + Duration::from_millis(deadline)).await;
+            // A head that starts and stalls while we sleep wakes us early (see `on_read_pending`).
+            tokio::select! {
+                () = tokio::time::sleep_until(self.started + Duration::from_millis(deadline)) => {}
+                () = self.head_stalled.notified() => {}
+            }
         }
     }
 }
@@ -292,8 +322,10 @@ impl AsyncRead for TrackedStream {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.on_read();
+        match polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => self.activity.on_read(),
+            Poll::Pending => self.activity.on_read_pending(),
+            Poll::Ready(_) => {}
         }
         polled
     }

@@ -348,3 +348,44 @@ async fn evicted_and_purged_pages_leave_the_listing() {
     assert_eq!(after.total, listing.total - 1);
     assert!(!keys(&after).contains(&purged.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vary_variants_are_listed_after_their_page_with_their_values() {
+    let origin = TestOrigin::new()
+        .header("/docs/a", "cache-control", "s-maxage=60")
+        .header("/docs/a", "vary", "accept-language")
+        .start()
+        .await;
+    let config = format!("{CONFIG}\n[[route]]\npath = \"/docs/:page\"\nrevalidate = \"origin\"\n");
+    let proxy = spawn_proxy(&config, &origin).await;
+    let admin = spawn_admin(&proxy).await;
+    for language in ["en", "de"] {
+        let response = proxy.client.get("/docs/a").header("accept-language", language).await;
+        assert_eq!(response.cache(), "MISS", "{language}");
+    }
+
+    let listing: CacheListing = get(&admin, "/cache?prefix=/docs/").await;
+    assert_eq!(
+        keys(&listing),
+        [
+            "/docs/a [vary accept-language: de]",
+            "/docs/a [vary accept-language: en]"
+        ]
+    );
+    let vary = &listing.entries[0].key.vary;
+    assert_eq!(vary, &[("accept-language".to_owned(), Some("de".to_owned()))]);
+    let entry: EntryDetail = get(&admin, "/cache/entry?path=/docs/a").await;
+    assert_eq!(entry.vary_variants, 2);
+    assert_eq!(entry.route.revalidate, "from origin");
+
+    let first: CacheListing = get(&admin, "/cache?prefix=/docs/&limit=1").await;
+    let cursor = first.next_cursor.expect("a second page");
+    let cursor: String = form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
+    let after: CacheListing = get(&admin, &format!("/cache?prefix=/docs/&limit=1&cursor={cursor}")).await;
+    assert_eq!(
+        keys(&after),
+        ["/docs/a [vary accept-language: en]"],
+        "a Vary variant's cursor resumes after it"
+    );
+    assert_eq!(after.next_cursor, None);
+}

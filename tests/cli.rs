@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::admin::{AdminHandle, Run, isr_proxy, spawn_admin};
+use common::binary::ProxyProcess;
 use common::{ProxyHandle, TestOrigin, eventually, spawn_proxy, spawn_proxy_with};
 use http::StatusCode;
 use isr_proxy::admin::api::{CacheListing, Stats};
@@ -33,12 +34,9 @@ async fn setup(origin: &common::OriginHandle) -> (ProxyHandle, AdminHandle) {
     (proxy, admin)
 }
 
-/// A loopback address nothing listens on: bound a moment ago, then closed.
+/// A loopback address nothing listens on (free a moment ago).
 fn closed_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("address");
-    drop(listener);
-    format!("http://{addr}")
+    format!("http://127.0.0.1:{}", common::binary::free_port())
 }
 
 fn succeeded(run: &Run) {
@@ -362,81 +360,29 @@ async fn inspect_reports_the_admin_listeners_reason_for_a_bad_request() {
     assert_eq!(run.code, Some(1));
 }
 
-/// The `isr-proxy` server binary on free loopback ports with an admin listener; killed when dropped.
-struct ServerProcess {
-    child: tokio::process::Child,
-    addr: std::net::SocketAddr,
-    admin_url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl ServerProcess {
-    /// Starts it in front of `origin_url` and waits until `isr-proxy health` passes. Ports are picked free and
-    /// bound by the binary itself, so another process can take one meanwhile: then it starts again on others.
-    async fn start(origin_url: &str) -> Self {
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let (listen, admin) = (free_addr(), free_addr());
-            let config = format!(
-                "listen = \"{listen}\"\n[admin]\nlisten = \"{admin}\"\n{}",
-                CONFIG.replace("{origin}", origin_url)
-            );
-            let path = dir.path().join("isr-proxy.toml");
-            std::fs::write(&path, config).expect("write config");
-            let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_isr-proxy"))
-                .arg("--config")
-                .arg(&path)
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("start isr-proxy");
-            let admin_url = format!("http://{admin}");
-            for _ in 0..200 {
-                if isr_proxy(&["health", "--admin-url", &admin_url], &[]).await.code == Some(0) {
-                    return Self {
-                        child,
-                        addr: listen,
-                        admin_url,
-                        _dir: dir,
-                    };
-                }
-                if child.try_wait().ok().flatten().is_some() {
-                    break; // a port was taken meanwhile
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            let _ = child.kill().await;
-        }
-        panic!("the isr-proxy binary did not start");
-    }
-}
-
-fn free_addr() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_binary_serves_what_its_subcommands_read() {
     let origin = TestOrigin::new().start().await;
-    let mut server = ServerProcess::start(&origin.url()).await;
-    let client = common::TestClient::new(server.addr);
-    assert_eq!(client.get("/blog/a").await.cache(), "MISS");
-    assert_eq!(client.get("/blog/a").await.cache(), "HIT");
+    let admin_url = format!("http://127.0.0.1:{}", common::binary::free_port());
+    let toml = format!("[admin]\nlisten = \"{}\"\n{CONFIG}", &admin_url["http://".len()..]);
+    let mut server = ProxyProcess::start(&toml, &origin.url(), None, &[]).await;
+    eventually(10_000, "isr-proxy health to pass", async || {
+        isr_proxy(&["health", "--admin-url", &admin_url], &[]).await.code == Some(0)
+    })
+    .await;
+    assert_eq!(server.client.get("/blog/a").await.cache(), "MISS");
+    assert_eq!(server.client.get("/blog/a").await.cache(), "HIT");
 
-    let run = isr_proxy(&["inspect", "--json"], &[("ISR_ADMIN_URL", &server.admin_url)]).await;
+    let run = isr_proxy(&["inspect", "--json"], &[("ISR_ADMIN_URL", &admin_url)]).await;
     succeeded(&run);
     let listing: CacheListing = serde_json::from_str(&run.stdout).expect("the listing JSON");
     assert_eq!(listing.entries.len(), 1);
     assert_eq!(listing.entries[0].key.key, "/blog/a");
-    let run = isr_proxy(&["stats", "--admin-url", &server.admin_url], &[]).await;
-    succeeded(&run);
-    assert!(run.stdout.contains("hit ratio      50.0 %"), "{}", run.stdout);
+    let run = isr_proxy(&["stats", "--admin-url", &admin_url], &[]).await;
+    printed(&run, &["hit ratio      50.0 %"]);
     assert_eq!(origin.renders("/blog/a"), 1);
 
-    server.child.kill().await.expect("stop isr-proxy");
-    let run = isr_proxy(&["health", "--admin-url", &server.admin_url], &[]).await;
+    server.kill();
+    let run = isr_proxy(&["health", "--admin-url", &admin_url], &[]).await;
     assert_eq!(run.code, Some(1), "nothing answers once it is gone");
 }

@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::net::TcpListener as StdListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestClient, TestOrigin, eventually, files_with_extension, spawn_proxy};
+use common::binary::ProxyProcess;
+use common::{TestOrigin, eventually, files_with_extension, spawn_proxy};
 
 /// Big enough that a write takes a while and a torn file would be obvious.
 const FILLER: usize = 256 * 1024;
@@ -49,22 +48,6 @@ revalidate = 3600
     )
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_proxy_killed_mid_regeneration_restarts_with_whole_pages_only() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -74,25 +57,14 @@ async fn a_proxy_killed_mid_regeneration_restarts_with_whole_pages_only() {
     }
     let origin = origin.start().await;
 
-    let port = free_port();
-    let toml = format!("listen = \"127.0.0.1:{port}\"\n{}", config(dir.path())).replace("{origin}", &origin.url());
-    let config_file = dir.path().join("isr-proxy.toml");
-    std::fs::write(&config_file, toml).expect("write config");
-    let child = Command::new(env!("CARGO_BIN_EXE_isr-proxy"))
-        .arg("--config")
-        .arg(&config_file)
-        .env("ISR_REVALIDATE_TOKEN", "t")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start isr-proxy");
-    let mut child = KillOnDrop(child);
-    let client = TestClient::new(([127, 0, 0, 1], port).into());
-    eventually(10_000, "the isr-proxy binary to listen", async || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
+    let mut child = ProxyProcess::start(
+        &config(dir.path()),
+        &origin.url(),
+        Some(dir.path()),
+        &[("ISR_REVALIDATE_TOKEN", "t")],
+    )
     .await;
+    let client = child.client.clone();
 
     // Fill the cache, then keep it regenerating every page until the kill.
     for i in 0..PAGES {
@@ -122,8 +94,7 @@ async fn a_proxy_killed_mid_regeneration_restarts_with_whole_pages_only() {
         }
     });
     tokio::time::sleep(Duration::from_millis(3)).await;
-    child.0.kill().expect("SIGKILL isr-proxy");
-    let _ = child.0.wait();
+    child.kill();
     drop(last);
     assert!(rounds >= 2, "the stream of regenerations ran ({rounds} rounds)");
 

@@ -100,19 +100,26 @@ async fn origin_mode_follows_the_origin_cache_control() {
         .header(
             "/std/a",
             "cache-control",
-            "public, max-age=10, s-maxage=30, stale-while-revalidate=20",
+            "public, max-age=30, stale-while-revalidate=20",
         )
+        .header("/std/shared", "cache-control", "s-maxage=30, stale-while-revalidate=20")
         .header("/std/none", "cache-control", "public")
         .start()
         .await;
     let proxy = spawn_proxy(CONFIG, &origin).await;
     proxy.client.get("/std/a").await;
-    assert_eq!(proxy.client.get("/std/a").await.cache(), "HIT");
+    let hit = proxy.client.get("/std/a").await;
+    assert_eq!(hit.cache(), "HIT");
+    assert_eq!(
+        hit.header("cache-control"),
+        Some("public, max-age=30, stale-while-revalidate=20"),
+        "the origin's Cache-Control reaches the client unchanged"
+    );
     proxy.clock.advance(Duration::from_secs(31));
     assert_eq!(
         proxy.client.get("/std/a").await.cache(),
         "STALE",
-        "s-maxage=30 wins over max-age"
+        "inside stale-while-revalidate: served stale"
     );
     eventually(2_000, "refresh", async || origin.renders("/std/a") == 2).await;
     proxy.clock.advance(Duration::from_secs(31 + 21));
@@ -120,6 +127,14 @@ async fn origin_mode_follows_the_origin_cache_control() {
         proxy.client.get("/std/a").await.cache(),
         "MISS",
         "past stale-while-revalidate it blocks"
+    );
+
+    proxy.client.get("/std/shared").await;
+    proxy.clock.advance(Duration::from_secs(31));
+    assert_eq!(
+        proxy.client.get("/std/shared").await.cache(),
+        "MISS",
+        "s-maxage forbids a shared cache to serve stale, stale-while-revalidate or not (RFC 9111 §5.2.2.10)"
     );
 
     for _ in 0..2 {

@@ -120,3 +120,36 @@ async fn cached_fetches_send_no_client_headers_to_the_origin() {
     assert_eq!(origin.renders("/page"), 1);
     proxy.shutdown().await;
 }
+
+/// Regression: the proxy routed `/blog/../etc/passwd` as `/etc/passwd` (no route: pass-through) but forwarded the
+/// raw target, so the origin resolved a path the proxy never decided on. Whatever the spelling, the origin must
+/// see the normalised path the proxy routed on, with the query as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pass_through_forwards_the_normalised_path_it_routed_on() {
+    let origin = TestOrigin::new().start().await;
+    let proxy = spawn_proxy(CONFIG, &origin).await;
+    for (sent, forwarded) in [
+        ("/blog/../etc/passwd", "/etc/passwd"),
+        ("/blog/./a/../../etc/passwd?x=1", "/etc/passwd?x=1"),
+        ("//etc//passwd", "/etc/passwd"),
+        ("/a/%2E%2E/etc/passwd", "/etc/passwd"),
+        ("/files/a%2fb/../c", "/files/c"),
+        ("/files/a%2fb", "/files/a%2Fb"),
+    ] {
+        let r = proxy.client.post(sent, "x").await;
+        assert_eq!(r.status, StatusCode::OK, "{sent}");
+        assert_eq!(r.cache(), "BYPASS", "{sent}");
+        let path = forwarded.split_once('?').map_or(forwarded, |(p, _)| p);
+        assert_eq!(
+            origin.last_request(path).uri,
+            forwarded,
+            "{sent} reaches the origin as the path it was routed on"
+        );
+    }
+    // A GET that normalises onto a cached route is cached under, and fetched as, that route's path.
+    let r = proxy.client.get("/x/..//page").await;
+    assert_eq!(r.cache(), "MISS");
+    assert_eq!(origin.last_request("/page").uri, "/page");
+    assert_eq!(proxy.client.get("/page").await.cache(), "HIT");
+    proxy.shutdown().await;
+}

@@ -151,6 +151,9 @@ pub struct PageKey {
     pub query: Option<String>,
     /// Request headers that make this a separate variant (Next.js RSC payloads), by name.
     pub variant: BTreeMap<String, String>,
+    /// On `revalidate = "origin"` routes, the request's values of the headers the stored response's `Vary` names
+    /// (`null`: the request lacked the header); empty otherwise.
+    pub vary: Vec<(String, Option<String>)>,
 }
 
 /// Bytes a page takes.
@@ -220,6 +223,9 @@ pub struct EntryDetail {
     pub key: PageKey,
     /// The route that caches it.
     pub route: RoutePolicy,
+    /// How many `Vary` variants of this URL are stored (`revalidate = "origin"` routes): they are listed by
+    /// `GET /cache?prefix=<path>`, right after the page's own key.
+    pub vary_variants: usize,
     /// The stored page; `null` when no tier holds it.
     pub entry: Option<StoredPage>,
     /// Its regeneration.

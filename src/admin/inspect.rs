@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use http::HeaderValue;
+
 use super::AdminError;
 use super::api::{
     CacheListing, EntryDetail, ListedPage, PageKey, PageSize, PageState, PageSummary, RegenerationRecord,
@@ -73,6 +75,7 @@ pub(super) async fn entry(proxy: &Proxy, request: EntryRequest) -> Result<EntryD
     Ok(EntryDetail {
         key: page_key(&key),
         route: policy(&rule),
+        vary_variants: proxy.cache().vary_variant_count(&key),
         entry: found.map(|entry| stored(&entry, now, tiers)),
         regeneration: RegenerationState {
             in_flight: regen.is_in_flight(&key),
@@ -122,12 +125,19 @@ fn page_key(key: &CacheKey) -> PageKey {
         variant: key
             .variant()
             .iter()
-            .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                (name.as_str().to_owned(), value)
-            })
+            .map(|(name, value)| (name.as_str().to_owned(), text(value)))
+            .collect(),
+        vary: key
+            .vary()
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_ref().map(text)))
             .collect(),
     }
+}
+
+/// A header value as text (lossy: non-UTF-8 bytes become U+FFFD).
+fn text(value: &HeaderValue) -> String {
+    String::from_utf8_lossy(value.as_bytes()).into_owned()
 }
 
 fn summary(entry: &Entry, now: SystemTime, tiers: Vec<&'static str>) -> PageSummary {
@@ -161,10 +171,7 @@ fn stored(entry: &Arc<Entry>, now: SystemTime, tiers: Vec<&'static str>) -> Stor
         headers: entry
             .headers
             .iter()
-            .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                (name.as_str().to_owned(), value)
-            })
+            .map(|(name, value)| (name.as_str().to_owned(), text(value)))
             .collect(),
         revalidate_seconds: revalidate.map(|r| r.as_secs()),
         expire_seconds: entry.lifetime.expire.as_secs(),

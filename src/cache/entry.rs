@@ -7,6 +7,13 @@
 //! Besides the body as the origin sent it, an entry can hold gzip and brotli forms of it
 //! ([`Entry::with_encodings`]), computed once per generation by `regen`; [`Entry::representation`] picks the
 //! form a request gets, so serving never compresses.
+//!
+//! Two kinds of entries share this type. A time-based route's entry carries isr-proxy's own `Cache-Control` and
+//! ETag and the route's [`Lifetime`]. A `revalidate = "origin"` route's entry keeps the origin's headers as sent
+//! and carries [`HttpMeta`]: the RFC 9111 facts its reuse is decided from (see [`crate::http_cache`]).
+
+mod coding;
+mod stored_headers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -15,24 +22,13 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
-use crate::compression::{AcceptEncoding, Coding, Compressed};
+pub use coding::{BodyCoding, Encoded, Encodings, Representation};
+use coding::{add_vary_accept_encoding, etag_with_suffix};
+use stored_headers::{UNSTORED_HEADERS, UNSTORED_HTTP_HEADERS, detach_values, take_tags};
+pub use stored_headers::{freshen_headers, strip_connection_listed};
 
-/// Response headers never stored: hop-by-hop (RFC 9110 §7.6.1), and those isr-proxy sets itself per response.
-const UNSTORED_HEADERS: [HeaderName; 13] = [
-    header::CONNECTION,
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::CONTENT_LENGTH,
-    header::AGE,
-    header::ETAG,
-    header::CACHE_CONTROL,
-    header::SET_COOKIE,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("x-isr-revalidate"),
-];
+use crate::cache::key::VaryValues;
+use crate::compression::{AcceptEncoding, Coding, Compressed};
 
 /// Next.js's own tag header, read as well as the configured one so a Next.js origin needs no changes.
 pub const NEXT_TAGS_HEADER: HeaderName = HeaderName::from_static("x-next-cache-tags");
@@ -60,19 +56,49 @@ pub enum Freshness {
     Expired,
 }
 
+/// How an entry stored under a `revalidate = "origin"` route may be reused (RFC 9111 §4.2, RFC 5861), as
+/// [`crate::http_cache::judge`] read it from the origin's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HttpFreshness {
+    /// Freshness lifetime (§4.2.1).
+    pub lifetime: Duration,
+    /// RFC 5861 `stale-while-revalidate` window past the lifetime.
+    pub stale_while_revalidate: Duration,
+    /// RFC 5861 `stale-if-error` window past the lifetime.
+    pub stale_if_error: Duration,
+    /// `must-revalidate`, `proxy-revalidate` or `s-maxage`: never served stale.
+    pub must_revalidate: bool,
+    /// `no-cache`: validated before every use.
+    pub no_cache: bool,
+}
+
+/// What an entry stored under a `revalidate = "origin"` route knows beyond a time-based one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpMeta {
+    /// How it may be reused.
+    pub freshness: HttpFreshness,
+    /// The age the response already had on arrival (its `Age`); the time since the request adds to it.
+    pub initial_age: Duration,
+    /// The request's values of the headers its `Vary` names (empty without `Vary`): it answers only requests
+    /// with the same values.
+    pub selecting: VaryValues,
+}
+
 /// A stored page.
 #[derive(Debug)]
 pub struct Entry {
     /// Origin status (200, 404, 301, ...).
     pub status: StatusCode,
-    /// Headers sent with every response built from this entry: the origin's end-to-end headers, plus `ETag` and
-    /// isr-proxy's `Cache-Control`. Per-response headers (`Age`, `x-isr-cache`) are added when serving.
+    /// Headers sent with every response built from this entry: the origin's end-to-end headers, plus (on
+    /// time-based routes) `ETag` and isr-proxy's `Cache-Control`. Per-response headers (`Age`, `x-isr-cache`)
+    /// are added when serving.
     pub headers: HeaderMap,
     /// The body, shared without copying.
     pub body: Bytes,
-    /// Strong validator computed from the body.
-    pub etag: HeaderValue,
-    /// When the origin rendered it.
+    /// Validator of the identity body: computed from it on time-based routes, the origin's own (if any) on
+    /// `revalidate = "origin"` routes.
+    pub etag: Option<HeaderValue>,
+    /// When isr-proxy requested it from the origin (its age counts from then; it also orders racing writers).
     pub generated_at: SystemTime,
     /// Freshness rules it was stored with.
     pub lifetime: Lifetime,
@@ -82,78 +108,14 @@ pub struct Entry {
     pub coding: BodyCoding,
     /// Compressed forms of an identity `body`, beside it.
     pub encoded: Encodings,
+    /// RFC 9111 facts of a `revalidate = "origin"` entry; `None` on time-based routes.
+    pub http: Option<Box<HttpMeta>>,
     marked_stale: AtomicBool,
 }
 
-/// How an entry's `body` is coded. isr-proxy asks the origin for identity, but an origin can send an encoded
-/// body anyway; it is then stored as sent, with its `Content-Encoding`, and never decoded or re-encoded.
-///
-/// An origin-encoded entry has no identity form, so a client whose `Accept-Encoding` refuses the coding gets
-/// `406 Not Acceptable` (RFC 9110 §12.5.3, §15.5.7) instead of bytes it cannot decode. Fetching the page from
-/// the origin for that client would not help: the origin already ignored `Accept-Encoding: identity`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyCoding {
-    /// Not encoded (the normal case); compressed forms may sit beside it in [`Entry::encoded`].
-    Identity,
-    /// Encoded by the origin in a coding isr-proxy knows; served to clients accepting it.
-    Origin(Coding),
-    /// Encoded by the origin in a coding isr-proxy does not know (deflate, zstd, several codings); served only
-    /// to clients that send no `Accept-Encoding` (which RFC 9110 §12.5.3 reads as accepting any coding).
-    OriginUnknown,
-}
-
-impl BodyCoding {
-    /// The coding stated by stored headers' `Content-Encoding`.
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        let mut codings = headers
-            .get_all(header::CONTENT_ENCODING)
-            .iter()
-            // A value that is not visible ASCII names no coding isr-proxy knows.
-            .flat_map(|v| v.to_str().unwrap_or("?").split(','))
-            .map(str::trim)
-            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"));
-        match (codings.next(), codings.next()) {
-            (None, _) => Self::Identity,
-            (Some(one), None) => Coding::from_token(one).map_or(Self::OriginUnknown, Self::Origin),
-            (Some(_), Some(_)) => Self::OriginUnknown,
-        }
-    }
-}
-
-/// The body in one content coding, with its own strong validator (RFC 9110 §8.8.3: representations that
-/// differ in coding must not share an ETag).
-#[derive(Debug, Clone)]
-pub struct Encoded {
-    /// The encoded bytes, shared without copying.
-    pub body: Bytes,
-    /// The identity ETag with the coding as a suffix inside the quotes: `"<hash>-br"`.
-    pub etag: HeaderValue,
-}
-
-/// The compressed forms stored beside an identity body; each is present only if smaller than the body.
-#[derive(Debug, Clone, Default)]
-pub struct Encodings {
-    /// gzip.
-    pub gzip: Option<Encoded>,
-    /// Brotli.
-    pub br: Option<Encoded>,
-}
-
-/// What one response sends: a stored body, its ETag, and the `Content-Encoding` to add (none when the body is
-/// identity, or when the origin's own `Content-Encoding` is already among the stored headers).
-#[derive(Debug, Clone, Copy)]
-pub struct Representation<'a> {
-    /// The body to send.
-    pub body: &'a Bytes,
-    /// Its validator, for `ETag` and `If-None-Match`.
-    pub etag: &'a HeaderValue,
-    /// `Content-Encoding` to set.
-    pub content_encoding: Option<Coding>,
-}
-
 impl Entry {
-    /// Builds an entry from an origin response: strips unstored and tag headers, reads the tags, computes the
-    /// ETag and isr-proxy's `Cache-Control`.
+    /// Builds a time-based route's entry from an origin response: strips unstored and tag headers, reads the
+    /// tags, computes the ETag and isr-proxy's `Cache-Control`.
     pub fn from_origin(
         status: StatusCode,
         mut headers: HeaderMap,
@@ -185,14 +147,98 @@ impl Entry {
             status,
             headers,
             body,
-            etag,
+            etag: Some(etag),
             generated_at,
             lifetime,
             tags,
             coding,
             encoded: Encodings::default(),
+            http: None,
             marked_stale: AtomicBool::new(false),
         }
+    }
+
+    /// Builds a `revalidate = "origin"` route's entry: the origin's headers as sent, minus hop-by-hop fields,
+    /// those a cache recomputes per response, and the tag headers (whose tags it reads). `expire` bounds how
+    /// long past its freshness it is kept as a fallback for an unreachable origin.
+    pub fn from_origin_http(
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: Bytes,
+        generated_at: SystemTime,
+        meta: HttpMeta,
+        expire: Duration,
+        tags_header: &HeaderName,
+    ) -> Self {
+        detach_values(&mut headers);
+        let tags = take_tags(&mut headers, &[tags_header, &NEXT_TAGS_HEADER]);
+        strip_connection_listed(&mut headers);
+        for name in &UNSTORED_HTTP_HEADERS {
+            headers.remove(name);
+        }
+        if !headers.contains_key(header::DATE)
+            && let Ok(date) = HeaderValue::try_from(httpdate::fmt_http_date(generated_at))
+        {
+            // RFC 9110 §6.6.1: a cache that stores a response without `Date` adds one.
+            headers.insert(header::DATE, date);
+        }
+        Self::http(status, headers, body, generated_at, meta, expire, tags)
+    }
+
+    fn http(
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+        generated_at: SystemTime,
+        meta: HttpMeta,
+        expire: Duration,
+        tags: Box<[String]>,
+    ) -> Self {
+        Self {
+            status,
+            etag: headers.get(header::ETAG).cloned(),
+            coding: BodyCoding::from_headers(&headers),
+            headers,
+            body,
+            generated_at,
+            lifetime: Lifetime {
+                revalidate: Some(meta.freshness.lifetime),
+                expire,
+            },
+            tags,
+            encoded: Encodings::default(),
+            http: Some(Box::new(meta)),
+            marked_stale: AtomicBool::new(false),
+        }
+    }
+
+    /// This entry after a `304 Not Modified` (RFC 9111 §4.3.4): the same body and compressed forms under
+    /// `headers` (the stored ones updated by the `304`, see [`freshen_headers`]), requested at `generated_at`,
+    /// reusable as `meta` says. Tag headers in the `304` replace the tags.
+    pub fn revalidated(
+        &self,
+        mut headers: HeaderMap,
+        generated_at: SystemTime,
+        meta: HttpMeta,
+        tags_header: &HeaderName,
+    ) -> Self {
+        let tags = if headers.contains_key(tags_header) || headers.contains_key(NEXT_TAGS_HEADER) {
+            take_tags(&mut headers, &[tags_header, &NEXT_TAGS_HEADER])
+        } else {
+            self.tags.clone()
+        };
+        let mut entry = Self::http(
+            self.status,
+            headers,
+            self.body.clone(),
+            generated_at,
+            meta,
+            self.lifetime.expire,
+            tags,
+        );
+        entry.coding = self.coding;
+        entry.encoded = self.encoded.with_etag(entry.etag.as_ref());
+        entry
     }
 
     /// Whether the body is worth storing compressed forms of: identity, and a text-like `Content-Type`.
@@ -203,22 +249,26 @@ impl Entry {
 
     /// Stores compressed forms of a compressible body beside it, with their ETags, and adds `Vary:
     /// Accept-Encoding` (merged into the origin's `Vary`), since responses now depend on that header. Does
-    /// nothing to an entry that is not [`Entry::is_compressible`].
+    /// nothing to an entry that is not [`Entry::is_compressible`]. A `revalidate = "origin"` entry gets `Vary`
+    /// only when a compressed form was actually stored: its headers otherwise stay as the origin sent them.
     pub fn with_encodings(mut self, compressed: Compressed) -> Self {
         if !self.is_compressible() {
             return self;
         }
+        let etag = self.etag.clone();
         let encoded = |body: Option<Bytes>, coding: Coding| {
             body.map(|body| Encoded {
                 body,
-                etag: etag_with_suffix(&self.etag, coding.as_str()),
+                etag: etag.as_ref().map(|etag| etag_with_suffix(etag, coding.as_str())),
             })
         };
         self.encoded = Encodings {
             gzip: encoded(compressed.gzip, Coding::Gzip),
             br: encoded(compressed.br, Coding::Br),
         };
-        add_vary_accept_encoding(&mut self.headers);
+        if self.http.is_none() || !self.encoded.is_empty() {
+            add_vary_accept_encoding(&mut self.headers);
+        }
         self
     }
 
@@ -227,11 +277,12 @@ impl Entry {
     pub fn representation(&self, accept: &AcceptEncoding) -> Option<Representation<'_>> {
         let as_sent = Representation {
             body: &self.body,
-            etag: &self.etag,
+            etag: self.etag.as_ref(),
             content_encoding: None,
         };
         let chosen = match self.coding {
             BodyCoding::Identity => accept.choose(self.encoded.br.is_some(), self.encoded.gzip.is_some()),
+            BodyCoding::Origin(_) | BodyCoding::OriginUnknown if self.http.is_some() => return Some(as_sent),
             BodyCoding::Origin(coding) => return accept.accepts(coding).then_some(as_sent),
             BodyCoding::OriginUnknown => return (!accept.is_sent()).then_some(as_sent),
         };
@@ -242,7 +293,7 @@ impl Entry {
         };
         Some(encoded.map_or(as_sent, |encoded| Representation {
             body: &encoded.body,
-            etag: &encoded.etag,
+            etag: encoded.etag.as_ref(),
             content_encoding: Some(chosen),
         }))
     }
@@ -254,11 +305,12 @@ impl Entry {
         status: StatusCode,
         headers: HeaderMap,
         body: Bytes,
-        etag: HeaderValue,
+        etag: Option<HeaderValue>,
         generated_at: SystemTime,
         lifetime: Lifetime,
         tags: Box<[String]>,
         marked_stale: bool,
+        http: Option<HttpMeta>,
     ) -> Self {
         let coding = BodyCoding::from_headers(&headers);
         Self {
@@ -271,11 +323,13 @@ impl Entry {
             tags,
             coding,
             encoded: Encodings::default(),
+            http: http.map(Box::new),
             marked_stale: AtomicBool::new(marked_stale),
         }
     }
 
-    /// Fresh, stale or expired at `now`.
+    /// Fresh, stale or expired at `now`, by the route's [`Lifetime`] (for a `revalidate = "origin"` entry, by
+    /// its freshness lifetime; the proxy decides its reuse with [`crate::http_cache::reuse`]).
     pub fn freshness(&self, now: SystemTime) -> Freshness {
         let age = self.age(now);
         let marked = self.is_marked_stale();
@@ -284,7 +338,12 @@ impl Entry {
             None if marked => Duration::ZERO,
             None => return Freshness::Fresh,
         };
-        if !marked && age <= revalidate {
+        let fresh = match &self.http {
+            // RFC 9111 §4.2: fresh while the lifetime exceeds the age; `no-cache` is never fresh to reuse.
+            Some(http) => age < revalidate && !http.freshness.no_cache,
+            None => age <= revalidate,
+        };
+        if !marked && fresh {
             Freshness::Fresh
         } else if age <= revalidate.saturating_add(self.lifetime.expire) {
             Freshness::Stale
@@ -293,9 +352,14 @@ impl Entry {
         }
     }
 
-    /// Time since generation; zero if the clock went backwards.
+    /// Time since generation (zero if the clock went backwards), plus, for a `revalidate = "origin"` entry, the
+    /// age it had on arrival: its current age (RFC 9111 §4.2.3).
     pub fn age(&self, now: SystemTime) -> Duration {
-        now.duration_since(self.generated_at).unwrap_or_default()
+        let resident = now.duration_since(self.generated_at).unwrap_or_default();
+        match &self.http {
+            Some(http) => resident.saturating_add(http.initial_age),
+            None => resident,
+        }
     }
 
     /// Makes the next request serve this entry stale and trigger a regeneration (revalidation by tag).
@@ -313,6 +377,11 @@ impl Entry {
         self.tags.iter().any(|t| t == tag)
     }
 
+    /// Whether a request whose selecting header values are `selecting` may get this entry (RFC 9111 §4.1).
+    pub fn matches_vary(&self, selecting: &VaryValues) -> bool {
+        self.http.as_ref().is_none_or(|http| http.selecting == *selecting)
+    }
+
     /// Approximate bytes held, for the cache weigher: body, headers and a fixed overhead.
     pub fn weight(&self) -> usize {
         const OVERHEAD: usize = 256;
@@ -321,9 +390,16 @@ impl Entry {
         let encoded: usize = [&self.encoded.gzip, &self.encoded.br]
             .into_iter()
             .flatten()
-            .map(|e| e.body.len() + e.etag.len())
+            .map(|e| e.body.len() + e.etag.as_ref().map_or(0, HeaderValue::len))
             .sum();
-        OVERHEAD + self.body.len() + headers + tags + encoded
+        let http = self.http.as_ref().map_or(0, |http| {
+            64 + http
+                .selecting
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, HeaderValue::len))
+                .sum::<usize>()
+        });
+        OVERHEAD + self.body.len() + headers + tags + encoded + http
     }
 }
 
@@ -343,162 +419,5 @@ fn etag_for(body: &[u8]) -> HeaderValue {
     HeaderValue::try_from(format!("\"{hash:032x}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-/// `"<hash>"` → `"<hash>-<suffix>"`.
-fn etag_with_suffix(etag: &HeaderValue, suffix: &str) -> HeaderValue {
-    let quoted = etag.as_bytes();
-    let inner = quoted.strip_suffix(b"\"").unwrap_or(quoted);
-    let mut value = Vec::with_capacity(quoted.len() + suffix.len() + 2);
-    value.extend_from_slice(inner);
-    value.push(b'-');
-    value.extend_from_slice(suffix.as_bytes());
-    value.push(b'"');
-    HeaderValue::from_bytes(&value).unwrap_or_else(|_| etag.clone())
-}
-
-/// Adds `Accept-Encoding` to `Vary` unless listed already (or `*`), folding the origin's `Vary` lines into one.
-/// Gives every header value its own allocation (see [`Entry::from_origin`]).
-fn detach_values(headers: &mut HeaderMap) {
-    for value in headers.values_mut() {
-        if let Ok(mut owned) = HeaderValue::from_bytes(value.as_bytes()) {
-            owned.set_sensitive(value.is_sensitive());
-            *value = owned;
-        }
-    }
-}
-
-fn add_vary_accept_encoding(headers: &mut HeaderMap) {
-    let listed: Vec<&str> = headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .collect();
-    if listed
-        .iter()
-        .any(|name| *name == "*" || name.eq_ignore_ascii_case("accept-encoding"))
-    {
-        return;
-    }
-    let mut merged = listed.join(", ");
-    if !merged.is_empty() {
-        merged.push_str(", ");
-    }
-    merged.push_str("Accept-Encoding");
-    if let Ok(value) = HeaderValue::try_from(merged) {
-        headers.insert(header::VARY, value);
-    }
-}
-
-fn take_tags(headers: &mut HeaderMap, names: &[&HeaderName]) -> Box<[String]> {
-    let mut tags: Vec<String> = Vec::new();
-    for name in names {
-        for value in headers.get_all(*name) {
-            let Ok(value) = value.to_str() else { continue };
-            for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                if !tags.iter().any(|t| t == tag) {
-                    tags.push(tag.to_owned());
-                }
-            }
-        }
-        headers.remove(*name);
-    }
-    tags.into_boxed_slice()
-}
-
-/// Removes headers named in `Connection` (they are hop-by-hop for this connection only).
-pub fn strip_connection_listed(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINUTE: Duration = Duration::from_secs(60);
-
-    fn entry(revalidate: Option<Duration>) -> Entry {
-        let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("text/html"));
-        headers.insert("x-isr-tags", HeaderValue::from_static("post-1, blog"));
-        headers.insert("x-next-cache-tags", HeaderValue::from_static("blog,_N_T_/layout"));
-        headers.insert("set-cookie", HeaderValue::from_static("a=b"));
-        headers.insert("connection", HeaderValue::from_static("x-private-hop"));
-        headers.insert("x-private-hop", HeaderValue::from_static("1"));
-        Entry::from_origin(
-            StatusCode::OK,
-            headers,
-            Bytes::from_static(b"<p>hi</p>"),
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
-            Lifetime {
-                revalidate,
-                expire: 10 * MINUTE,
-            },
-            &HeaderName::from_static("x-isr-tags"),
-        )
-    }
-
-    #[test]
-    fn freshness_follows_generated_at_revalidate_and_expire() {
-        let e = entry(Some(MINUTE));
-        let at = |secs| e.generated_at + Duration::from_secs(secs);
-        assert_eq!(e.freshness(at(0)), Freshness::Fresh);
-        assert_eq!(e.freshness(at(60)), Freshness::Fresh);
-        assert_eq!(e.freshness(at(61)), Freshness::Stale);
-        assert_eq!(e.freshness(at(660)), Freshness::Stale);
-        assert_eq!(e.freshness(at(661)), Freshness::Expired);
-        assert_eq!(
-            e.freshness(e.generated_at - MINUTE),
-            Freshness::Fresh,
-            "clock skew is not staleness"
-        );
-    }
-
-    #[test]
-    fn on_demand_pages_stay_fresh_until_marked() {
-        let e = entry(None);
-        let later = e.generated_at + Duration::from_secs(10 * 365 * 24 * 3600);
-        assert_eq!(e.freshness(later), Freshness::Fresh);
-        e.mark_stale();
-        assert_eq!(e.freshness(e.generated_at + MINUTE), Freshness::Stale);
-    }
-
-    #[test]
-    fn marked_stale_entries_are_stale_at_once() {
-        let e = entry(Some(MINUTE));
-        e.mark_stale();
-        assert_eq!(e.freshness(e.generated_at), Freshness::Stale);
-    }
-
-    #[test]
-    fn origin_headers_are_filtered_and_tags_read() {
-        let e = entry(Some(MINUTE));
-        assert_eq!(&*e.tags, ["post-1", "blog", "_N_T_/layout"]);
-        for gone in [
-            "x-isr-tags",
-            "x-next-cache-tags",
-            "set-cookie",
-            "connection",
-            "x-private-hop",
-        ] {
-            assert!(!e.headers.contains_key(gone), "{gone} must not be stored");
-        }
-        assert_eq!(e.headers["cache-control"], "s-maxage=60, stale-while-revalidate=600");
-        assert_eq!(e.headers["etag"], e.etag);
-        assert!(e.has_tag("blog") && !e.has_tag("post-2"));
-        assert_eq!(
-            entry(None).headers["cache-control"],
-            "s-maxage=31536000, stale-while-revalidate=600"
-        );
-    }
-}
+mod tests;

@@ -32,6 +32,19 @@ impl Cache {
         found
     }
 
+    /// Removes every stored response of one URL, `primary` and its `Vary` variants, from memory and every tier,
+    /// on every instance (RFC 9111 §4.4 invalidation); returns how many were found.
+    pub async fn remove_url(&self, primary: &CacheKey) -> usize {
+        let mut keys = self.variants.of_primary(primary);
+        keys.push(primary.clone());
+        let mut found = 0;
+        for key in keys {
+            found += usize::from(self.remove(&key).await);
+        }
+        self.variants.set_vary_names(primary, None);
+        found
+    }
+
     /// Removes `key` from memory and this instance's own tiers.
     async fn remove_here(&self, key: &CacheKey) -> bool {
         let mut found = self.entries.remove(key).await.is_some();

@@ -1,8 +1,10 @@
 //! [`CacheKey`]: what identifies one cached page.
 //!
 //! A key is the normalised path, the query the route's policy keeps, and the request-header variant (Next.js's
-//! RSC headers). The key alone determines the origin request, so nothing a key ignores can change what is stored
-//! (no cache poisoning), and a background regeneration can replay the request without the client.
+//! RSC headers). On time-based routes the key alone determines the origin request, so nothing a key ignores can
+//! change what is stored (no cache poisoning), and a background regeneration can replay the request without the
+//! client. On `revalidate = "origin"` routes a key can also carry the request's values for the headers a
+//! response's `Vary` names ([`CacheKey::with_vary`]): one key per stored variant (RFC 9111 §4.1).
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -32,6 +34,10 @@ const VARIANT_HEADER_NAMES: [HeaderName; VARIANT_HEADERS.len()] = [
     HeaderName::from_static(VARIANT_HEADERS[4]),
 ];
 
+/// A request's values of the headers a stored response's `Vary` names, in the order of the names; `None` where
+/// the request lacked the header (which only a request lacking it too matches).
+pub type VaryValues = Box<[(HeaderName, Option<HeaderValue>)]>;
+
 /// Identifies one cached page. Cheap to clone (one `Arc`), and cheap to hash: the hash is computed once, when
 /// the key is made, so a cache lookup hashes eight bytes instead of the path and the variant headers.
 #[derive(Clone)]
@@ -42,6 +48,7 @@ struct KeyParts {
     hash: u64,
     path_and_query: Box<str>,
     variant: Box<[(HeaderName, HeaderValue)]>,
+    vary: VaryValues,
 }
 
 impl PartialEq for CacheKey {
@@ -49,27 +56,34 @@ impl PartialEq for CacheKey {
         Arc::ptr_eq(&self.0, &other.0)
             || (self.0.hash == other.0.hash
                 && self.0.path_and_query == other.0.path_and_query
-                && self.0.variant == other.0.variant)
+                && self.0.variant == other.0.variant
+                && self.0.vary == other.0.vary)
     }
 }
 
 impl Eq for CacheKey {}
 
-/// Keys sort by path and query, then by variant headers, so that every key under a path prefix is one contiguous
-/// range of an ordered index (the admin listing pages through it without a scan). Consistent with `Eq`.
+/// Keys sort by path and query, then by variant headers, then by `Vary` values, so that every key under a path
+/// prefix is one contiguous range of an ordered index (the admin listing pages through it without a scan), with
+/// a page's variants right after it. Consistent with `Eq`.
 impl Ord for CacheKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         if Arc::ptr_eq(&self.0, &other.0) {
             return std::cmp::Ordering::Equal;
         }
-        fn parts(key: &CacheKey) -> impl Iterator<Item = (&[u8], &[u8])> {
+        fn variant(key: &CacheKey) -> impl Iterator<Item = (&[u8], &[u8])> {
             let variant = key.0.variant.iter();
             variant.map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+        }
+        fn vary(key: &CacheKey) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+            let vary = key.0.vary.iter();
+            vary.map(|(name, value)| (name.as_str().as_bytes(), value.as_ref().map(HeaderValue::as_bytes)))
         }
         self.0
             .path_and_query
             .cmp(&other.0.path_and_query)
-            .then_with(|| parts(self).cmp(parts(other)))
+            .then_with(|| variant(self).cmp(variant(other)))
+            .then_with(|| vary(self).cmp(vary(other)))
     }
 }
 
@@ -82,6 +96,30 @@ impl PartialOrd for CacheKey {
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.0.hash);
+    }
+}
+
+/// Feeds `sink` the bytes a key's hashes are computed from: path and query, then each variant header and each
+/// `Vary` value (absent and empty values differ), with separators no header can contain. Streaming, so the
+/// per-request hash allocates nothing.
+fn feed(path_and_query: &str, variant: &[(HeaderName, HeaderValue)], vary: &VaryValues, mut sink: impl FnMut(&[u8])) {
+    sink(path_and_query.as_bytes());
+    for (name, value) in variant {
+        sink(&[0]);
+        sink(name.as_str().as_bytes());
+        sink(&[0]);
+        sink(value.as_bytes());
+    }
+    for (name, value) in vary.iter() {
+        sink(&[1]);
+        sink(name.as_str().as_bytes());
+        match value {
+            Some(value) => {
+                sink(&[0]);
+                sink(value.as_bytes());
+            }
+            None => sink(&[2]),
+        }
     }
 }
 
@@ -98,19 +136,56 @@ impl CacheKey {
             Some(q) => format!("{path}?{q}"),
             None => path.to_owned(),
         };
+        Self::from_parts(
+            path_and_query.into_boxed_str(),
+            variant.into_boxed_slice(),
+            Box::new([]),
+        )
+    }
+
+    fn from_parts(path_and_query: Box<str>, variant: Box<[(HeaderName, HeaderValue)]>, vary: VaryValues) -> Self {
         let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(hash_seed());
-        hasher.update(path_and_query.as_bytes());
-        for (name, value) in &variant {
-            hasher.update(&[0]);
-            hasher.update(name.as_str().as_bytes());
-            hasher.update(&[0]);
-            hasher.update(value.as_bytes());
-        }
+        feed(&path_and_query, &variant, &vary, |bytes| hasher.update(bytes));
         Self(Arc::new(KeyParts {
             hash: hasher.digest(),
-            path_and_query: path_and_query.into_boxed_str(),
-            variant: variant.into_boxed_slice(),
+            path_and_query,
+            variant,
+            vary,
         }))
+    }
+
+    /// This page's key narrowed to one variant of a response that varies on request headers: `vary` holds the
+    /// request's values for the names the response's `Vary` lists.
+    pub fn with_vary(&self, vary: VaryValues) -> Self {
+        Self::from_parts(self.0.path_and_query.clone(), self.0.variant.clone(), vary)
+    }
+
+    /// The key without its `Vary` part: the page's primary key, under which the names it varies on are kept.
+    pub fn primary(&self) -> Self {
+        if self.0.vary.is_empty() {
+            return self.clone();
+        }
+        self.with_vary(Box::new([]))
+    }
+
+    /// Whether `other` is this key or a `Vary` variant of the same page (same path, query and variant).
+    pub fn same_primary(&self, other: &Self) -> bool {
+        self.0.path_and_query == other.0.path_and_query && self.0.variant == other.0.variant
+    }
+
+    /// The `Vary` part ([`CacheKey::with_vary`]); empty for most keys.
+    pub fn vary(&self) -> &[(HeaderName, Option<HeaderValue>)] {
+        &self.0.vary
+    }
+
+    /// Bytes that identify the key (path and query, variant, `Vary` part), for hashes that outlive the process
+    /// (file names of the disk tier, Redis keys).
+    pub fn stable_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.weight() + 8);
+        feed(&self.0.path_and_query, &self.0.variant, &self.0.vary, |part| {
+            bytes.extend_from_slice(part);
+        });
+        bytes
     }
 
     /// The variant headers present on a request, in [`VARIANT_HEADERS`] order; empty for a plain page request.
@@ -141,15 +216,20 @@ impl CacheKey {
     }
 
     /// The key as one line of text per part, which [`CacheKey::from_cursor`] reads back: the path and query, then
-    /// `\n<name>: <value>` per variant header. A newline occurs in neither a request path nor a header value, so
-    /// the form is unambiguous; it is the admin listing's page cursor.
+    /// `\n<name>: <value>` per variant header, then `\nvary <name>: <value>` (or `\nvary <name>` for an absent
+    /// header) per `Vary` value. A newline occurs in neither a request path nor a header value, and a header name
+    /// has no space, so the form is unambiguous; it is the admin listing's page cursor.
     pub fn to_cursor(&self) -> String {
         let mut text = self.path_and_query().to_owned();
+        let lossy = |value: &HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
         for (name, value) in self.variant() {
-            text.push('\n');
-            text.push_str(name.as_str());
-            text.push_str(": ");
-            text.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            text.push_str(&format!("\n{name}: {}", lossy(value)));
+        }
+        for (name, value) in self.vary() {
+            match value {
+                Some(value) => text.push_str(&format!("\nvary {name}: {}", lossy(value))),
+                None => text.push_str(&format!("\nvary {name}")),
+            }
         }
         text
     }
@@ -158,28 +238,38 @@ impl CacheKey {
     pub fn from_cursor(text: &str) -> Option<Self> {
         let mut lines = text.split('\n');
         let path_and_query = lines.next().filter(|pq| pq.starts_with('/'))?;
+        let header = |name: &str| HeaderName::from_bytes(name.as_bytes()).ok();
         let mut variant = Vec::new();
+        let mut vary = Vec::new();
         for line in lines {
-            let (name, value) = line.split_once(": ")?;
-            let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-            variant.push((name, HeaderValue::from_str(value).ok()?));
+            match line.strip_prefix("vary ") {
+                Some(part) => match part.split_once(": ") {
+                    Some((name, value)) => vary.push((header(name)?, Some(HeaderValue::from_str(value).ok()?))),
+                    None => vary.push((header(part)?, None)),
+                },
+                None => {
+                    let (name, value) = line.split_once(": ")?;
+                    variant.push((header(name)?, HeaderValue::from_str(value).ok()?));
+                }
+            }
         }
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (path_and_query, None),
-        };
-        Some(Self::new(path, query, variant))
+        Some(Self::from_parts(
+            path_and_query.into(),
+            variant.into_boxed_slice(),
+            vary.into_boxed_slice(),
+        ))
     }
 
     /// Approximate bytes this key occupies, for the cache weigher.
     pub fn weight(&self) -> usize {
-        self.0.path_and_query.len()
-            + self
-                .0
-                .variant
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len())
-                .sum::<usize>()
+        let variant: usize = self.0.variant.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+        let vary: usize = self
+            .0
+            .vary
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, HeaderValue::len))
+            .sum();
+        self.0.path_and_query.len() + variant + vary
     }
 }
 
@@ -188,6 +278,12 @@ impl fmt::Display for CacheKey {
         f.write_str(self.path_and_query())?;
         for (name, value) in self.variant() {
             write!(f, " [{name}: {}]", value.to_str().unwrap_or("<binary>"))?;
+        }
+        for (name, value) in self.vary() {
+            match value {
+                Some(value) => write!(f, " [vary {name}: {}]", value.to_str().unwrap_or("<binary>"))?,
+                None => write!(f, " [vary {name} absent]")?,
+            }
         }
         Ok(())
     }
@@ -224,6 +320,13 @@ mod tests {
             CacheKey::new("/blog/a", None, Vec::new()),
             CacheKey::new("/list", Some("page=2&sort=asc"), Vec::new()),
             CacheKey::new("/blog/a", Some("_rsc=x1"), CacheKey::variant_of(&rsc)),
+            CacheKey::new("/blog/a", None, Vec::new()).with_vary(Box::new([
+                (
+                    HeaderName::from_static("accept-language"),
+                    Some(HeaderValue::from_static("en")),
+                ),
+                (HeaderName::from_static("x-absent"), None),
+            ])),
         ] {
             assert_eq!(CacheKey::from_cursor(&key.to_cursor()), Some(key.clone()), "{key}");
         }
@@ -244,6 +347,20 @@ mod tests {
         keys.sort();
         let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["/a", "/a [rsc: 1]", "/a?x=1", "/b"]);
+        let language = |value: Option<&'static str>| {
+            let value = value.map(HeaderValue::from_static);
+            CacheKey::new("/a", None, Vec::new())
+                .with_vary(Box::new([(HeaderName::from_static("accept-language"), value)]))
+        };
+        assert!(language(None) < language(Some("de")) && language(Some("de")) < language(Some("en")));
+        assert!(
+            CacheKey::new("/a", None, Vec::new()) < language(None),
+            "a page's Vary variants follow it"
+        );
+        assert_ne!(
+            language(Some("de")).cmp(&language(Some("en"))),
+            std::cmp::Ordering::Equal
+        );
         assert_eq!(
             CacheKey::new("/a", None, rsc.clone()).cmp(&CacheKey::new("/a", None, rsc)),
             std::cmp::Ordering::Equal

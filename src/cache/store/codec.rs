@@ -17,6 +17,8 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::entry::{HttpFreshness, HttpMeta};
+use crate::cache::key::VaryValues;
 use crate::cache::{CacheKey, Entry, Lifetime};
 use crate::compression::Compressed;
 
@@ -55,6 +57,46 @@ struct Meta {
     gzip: bool,
     /// Whether a Brotli form follows the body (after gzip).
     br: bool,
+    /// RFC 9111 facts of a `revalidate = "origin"` entry (absent in entries of time-based routes, and in files
+    /// written before they existed: both read back as time-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    http: Option<HttpRecord>,
+    /// The key's `Vary` part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    vary: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// [`HttpMeta`] as stored.
+#[derive(Serialize, Deserialize)]
+struct HttpRecord {
+    lifetime_ms: u64,
+    stale_while_revalidate_ms: u64,
+    stale_if_error_ms: u64,
+    must_revalidate: bool,
+    no_cache: bool,
+    initial_age_ms: u64,
+    selecting: Vec<(String, Option<Vec<u8>>)>,
+}
+
+fn vary_record(values: &[(HeaderName, Option<HeaderValue>)]) -> Vec<(String, Option<Vec<u8>>)> {
+    values
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_ref().map(|v| v.as_bytes().to_vec())))
+        .collect()
+}
+
+fn vary_values(record: Vec<(String, Option<Vec<u8>>)>) -> Result<VaryValues, CodecError> {
+    record
+        .into_iter()
+        .map(|(name, value)| {
+            let name = HeaderName::try_from(name).map_err(|_| CodecError::Malformed("vary name"))?;
+            let value = value
+                .map(|v| HeaderValue::from_bytes(&v))
+                .transpose()
+                .map_err(|_| CodecError::Malformed("vary value"))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 /// Serialises `entry` stored under `key`.
@@ -63,7 +105,11 @@ pub fn encode(key: &CacheKey, entry: &Entry) -> Vec<u8> {
     let meta = Meta {
         path_and_query: key.path_and_query().to_owned(),
         status: entry.status.as_u16(),
-        etag: String::from_utf8_lossy(entry.etag.as_bytes()).into_owned(),
+        etag: entry
+            .etag
+            .as_ref()
+            .map(|etag| String::from_utf8_lossy(etag.as_bytes()).into_owned())
+            .unwrap_or_default(),
         generated_at_ms: millis(entry.generated_at.duration_since(UNIX_EPOCH).unwrap_or_default()),
         revalidate_ms: entry.lifetime.revalidate.map(millis),
         expire_ms: millis(entry.lifetime.expire),
@@ -71,6 +117,16 @@ pub fn encode(key: &CacheKey, entry: &Entry) -> Vec<u8> {
         marked_stale: entry.is_marked_stale(),
         gzip: entry.encoded.gzip.is_some(),
         br: entry.encoded.br.is_some(),
+        http: entry.http.as_ref().map(|http| HttpRecord {
+            lifetime_ms: millis(http.freshness.lifetime),
+            stale_while_revalidate_ms: millis(http.freshness.stale_while_revalidate),
+            stale_if_error_ms: millis(http.freshness.stale_if_error),
+            must_revalidate: http.freshness.must_revalidate,
+            no_cache: http.freshness.no_cache,
+            initial_age_ms: millis(http.initial_age),
+            selecting: vary_record(&http.selecting),
+        }),
+        vary: vary_record(key.vary()),
     };
     let meta = serde_json::to_vec(&meta).unwrap_or_default();
     let headers = wire_headers(entry.headers.iter());
@@ -131,11 +187,34 @@ pub fn decode(bytes: &[u8]) -> Result<(CacheKey, Entry), CodecError> {
         None => (meta.path_and_query.as_str(), None),
     };
     let key = CacheKey::new(path, query, variant);
+    let key = if meta.vary.is_empty() {
+        key
+    } else {
+        key.with_vary(vary_values(meta.vary)?)
+    };
+    let http = match meta.http {
+        Some(record) => Some(HttpMeta {
+            freshness: HttpFreshness {
+                lifetime: Duration::from_millis(record.lifetime_ms),
+                stale_while_revalidate: Duration::from_millis(record.stale_while_revalidate_ms),
+                stale_if_error: Duration::from_millis(record.stale_if_error_ms),
+                must_revalidate: record.must_revalidate,
+                no_cache: record.no_cache,
+            },
+            initial_age: Duration::from_millis(record.initial_age_ms),
+            selecting: vary_values(record.selecting)?,
+        }),
+        None => None,
+    };
+    let etag = match meta.etag.as_str() {
+        "" => None,
+        _ => Some(HeaderValue::try_from(meta.etag).map_err(|_| CodecError::Malformed("etag"))?),
+    };
     let entry = Entry::restore(
         StatusCode::from_u16(meta.status).map_err(|_| CodecError::Malformed("status"))?,
         header_map,
         Bytes::copy_from_slice(body),
-        HeaderValue::try_from(meta.etag).map_err(|_| CodecError::Malformed("etag"))?,
+        etag,
         UNIX_EPOCH + Duration::from_millis(meta.generated_at_ms),
         Lifetime {
             revalidate: meta.revalidate_ms.map(Duration::from_millis),
@@ -143,6 +222,7 @@ pub fn decode(bytes: &[u8]) -> Result<(CacheKey, Entry), CodecError> {
         },
         meta.tags.into_boxed_slice(),
         meta.marked_stale,
+        http,
     );
     let entry = if gzip.is_some() || br.is_some() {
         entry.with_encodings(Compressed {
@@ -163,14 +243,7 @@ pub fn generated_at_ms(time: SystemTime) -> u64 {
 /// A 128-bit hash of the whole key (path, query and variant): the name a tier stores the page under, so names
 /// never derive from the request path itself.
 pub fn key_hash(key: &CacheKey) -> u128 {
-    let mut hashed = key.path_and_query().as_bytes().to_vec();
-    for (name, value) in key.variant() {
-        hashed.push(0);
-        hashed.extend_from_slice(name.as_str().as_bytes());
-        hashed.push(0);
-        hashed.extend_from_slice(value.as_bytes());
-    }
-    xxhash_rust::xxh3::xxh3_128(&hashed)
+    xxhash_rust::xxh3::xxh3_128(&key.stable_bytes())
 }
 
 fn wire_headers<'a>(headers: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>) -> Vec<u8> {
