@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use http::header::{ETAG, HeaderName, LAST_MODIFIED};
 use http::{HeaderMap, StatusCode};
 
-use super::{Fetch, Inner, RegenOutcome, clear_failure, record_failure, store};
+use super::{Fetch, Inner, RegenOutcome, clear_failure, failed, record_failure, store, too_large};
 use crate::cache::entry::{HttpMeta, freshen_headers};
 use crate::cache::key::VaryValues;
 use crate::cache::{CacheKey, Entry};
@@ -178,20 +178,8 @@ async fn fetch_once(
                 Err(reason) => not_stored(key, page, reason),
             }
         }
-        Ok(Fetched::Oversized(oversized)) => {
-            clear_failure(inner, key);
-            tracing::debug!(key = %key, "origin response larger than max_entry_size; streamed, not stored");
-            (
-                RegenOutcome::NotStored(BypassReason::TooLarge),
-                Fetch::Oversized(oversized),
-            )
-        }
-        Err(err) => {
-            record_failure(inner, key);
-            tracing::warn!(key = %key, error = %err, "origin fetch failed");
-            let err = Arc::new(err);
-            (RegenOutcome::Failed(err.clone()), Fetch::Failed(err))
-        }
+        Ok(Fetched::Oversized(oversized)) => too_large(inner, key, oversized),
+        Err(err) => failed(inner, key, err),
     })
 }
 
