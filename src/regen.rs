@@ -530,21 +530,27 @@ async fn fetch_and_store(
                 }
             }
         }
-        Ok(Fetched::Oversized(oversized)) => {
-            clear_failure(inner, key);
-            tracing::debug!(key = %key, "origin response larger than max_entry_size; streamed, not stored");
-            (
-                RegenOutcome::NotStored(BypassReason::TooLarge),
-                Fetch::Oversized(oversized),
-            )
-        }
-        Err(err) => {
-            record_failure(inner, key);
-            tracing::warn!(key = %key, error = %err, "regeneration failed; keeping the last good page");
-            let err = Arc::new(err);
-            (RegenOutcome::Failed(err.clone()), Fetch::Failed(err))
-        }
+        Ok(Fetched::Oversized(oversized)) => too_large(inner, key, oversized),
+        Err(err) => failed(inner, key, err),
     }
+}
+
+/// A response larger than `max_entry_size`: streamed to the requesting client, never stored.
+fn too_large(inner: &Inner, key: &CacheKey, oversized: Oversized) -> (RegenOutcome, Fetch) {
+    clear_failure(inner, key);
+    tracing::debug!(key = %key, "origin response larger than max_entry_size; streamed, not stored");
+    (
+        RegenOutcome::NotStored(BypassReason::TooLarge),
+        Fetch::Oversized(oversized),
+    )
+}
+
+/// An origin fetch that failed: recorded for `retry_after`; whatever is stored stays.
+fn failed(inner: &Inner, key: &CacheKey, err: OriginError) -> (RegenOutcome, Fetch) {
+    record_failure(inner, key);
+    tracing::warn!(key = %key, error = %err, "origin fetch failed; keeping the last good page");
+    let err = Arc::new(err);
+    (RegenOutcome::Failed(err.clone()), Fetch::Failed(err))
 }
 
 /// Compresses `entry` and stores it under `key`; returns what is stored now (a newer page stored meanwhile wins).

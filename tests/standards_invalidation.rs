@@ -4,22 +4,13 @@
 
 mod common;
 
-use common::{TestOrigin, spawn_proxy};
+use common::{STANDARD_CONFIG, TestOrigin, spawn_proxy};
 use http::StatusCode;
 
-const CONFIG: &str = r#"
-[origin]
-url = "{origin}"
-
-[[route]]
-path = "/std/*rest"
-revalidate = "origin"
-query = "keep"
-
-[[route]]
-path = "/timed/:slug"
-revalidate = 60
-"#;
+/// The standards route, and a time-based one beside it.
+fn config() -> String {
+    format!("{STANDARD_CONFIG}\n[[route]]\npath = \"/timed/:slug\"\nrevalidate = 60\n")
+}
 
 fn cached(paths: &[&str]) -> TestOrigin {
     let mut origin = TestOrigin::new();
@@ -32,7 +23,7 @@ fn cached(paths: &[&str]) -> TestOrigin {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_successful_unsafe_request_invalidates_its_target_and_only_then() {
     let origin = cached(&["/std/a"]).start().await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(&config(), &origin).await;
     for method in ["POST", "PUT", "DELETE", "M-SEARCH"] {
         proxy.client.get("/std/a?x=1").await;
         assert_eq!(proxy.client.get("/std/a?x=1").await.cache(), "HIT");
@@ -66,7 +57,7 @@ async fn every_vary_variant_of_the_target_is_invalidated() {
         .header("/std/v", "vary", "Accept-Language")
         .start()
         .await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(&config(), &origin).await;
     for language in ["fr", "de"] {
         proxy.client.get("/std/v").header("accept-language", language).await;
     }
@@ -87,7 +78,7 @@ async fn same_origin_location_and_content_location_are_invalidated_too() {
         .header("/std/absolute", "location", "http://shop.example/std/abs")
         .start()
         .await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(&config(), &origin).await;
     for path in ["/std/list", "/std/item", "/std/other", "/std/abs"] {
         proxy.client.get(path).await;
     }
@@ -116,7 +107,7 @@ async fn same_origin_location_and_content_location_are_invalidated_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn time_based_routes_keep_their_pages_after_an_unsafe_request() {
     let origin = TestOrigin::new().start().await;
-    let proxy = spawn_proxy(CONFIG, &origin).await;
+    let proxy = spawn_proxy(&config(), &origin).await;
     proxy.client.get("/timed/a").await;
     proxy.client.post("/timed/a", "x").await;
     assert_eq!(

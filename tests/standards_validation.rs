@@ -204,3 +204,59 @@ async fn a_byte_range_of_a_stored_response_is_served_as_206() {
     assert_eq!(origin.renders("/std/r"), 1);
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_variant_is_validated_with_the_entity_tags_of_the_stored_ones() {
+    let origin = TestOrigin::new()
+        .page_for("/std/lang", |headers, n| {
+            let language = headers
+                .get("accept-language")
+                .map_or("none", |v| v.to_str().expect("ascii"));
+            format!("{language} render {n}")
+        })
+        .header("/std/lang", "cache-control", "max-age=60")
+        .header("/std/lang", "vary", "Accept-Language")
+        .header("/std/lang", "etag", "\"fr-1\"")
+        .start()
+        .await;
+    let proxy = spawn_proxy(STANDARD_CONFIG, &origin).await;
+    proxy.client.get("/std/lang").header("accept-language", "fr").await;
+    origin.set_not_modified("/std/lang", true);
+    let german = proxy.client.get("/std/lang").header("accept-language", "de").await;
+    let conditional = origin.last_request("/std/lang");
+    assert_eq!(
+        sent(&conditional, "if-none-match"),
+        Some("\"fr-1\""),
+        "the stored variant's tag is offered"
+    );
+    assert_eq!(sent(&conditional, "accept-language"), Some("de"));
+    assert_eq!(
+        (german.cache(), german.text.as_str()),
+        ("MISS", "fr render 1"),
+        "the origin's 304 named the stored fr variant as right for de too: no body downloaded"
+    );
+    assert_eq!(
+        proxy
+            .client
+            .get("/std/lang")
+            .header("accept-language", "de")
+            .await
+            .cache(),
+        "HIT"
+    );
+
+    // A 304 naming no stored response cannot be used: the origin is asked again, unconditionally.
+    origin.set_headers(
+        "/std/lang",
+        &[
+            ("cache-control", "max-age=60"),
+            ("vary", "Accept-Language"),
+            ("etag", "\"unknown\""),
+        ],
+    );
+    let italian = proxy.client.get("/std/lang").header("accept-language", "it").await;
+    assert_eq!((italian.cache(), italian.text.as_str()), ("MISS", "it render 4"));
+    assert!(sent(&origin.last_request("/std/lang"), "if-none-match").is_none());
+    assert_eq!(origin.renders("/std/lang"), 4);
+    proxy.shutdown().await;
+}
