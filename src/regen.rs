@@ -328,43 +328,6 @@ impl Regenerator {
         in_flight.contains_key(key)
     }
 
-    /// The flights running now, longest-running first, at most `limit` of them (admin listener).
-    pub fn in_flight(&self, limit: usize) -> Vec<FlightInfo> {
-        let mut flights: Vec<FlightInfo> = {
-            let in_flight = self.inner.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-            in_flight
-                .iter()
-                .map(|(key, flight)| FlightInfo {
-                    key: key.clone(),
-                    kind: flight.kind,
-                    started_at: flight.started_at,
-                    running: flight.started.elapsed(),
-                })
-                .collect()
-        };
-        flights.sort_by_key(|flight| std::cmp::Reverse(flight.running));
-        flights.truncate(limit);
-        flights
-    }
-
-    /// How recent flights ended, and recent failures alone, newest first (bounded: see [`history`]).
-    pub fn history(&self) -> (Vec<RegenRecord>, Vec<RegenRecord>) {
-        self.inner.history.snapshot()
-    }
-
-    /// How the latest flight of `key` still on record ended.
-    pub fn last_outcome(&self, key: &CacheKey) -> Option<RegenRecord> {
-        self.inner.history.last_for(key)
-    }
-
-    /// When a stale `key` will next be regenerated, if its last regeneration failed less than `retry_after` ago
-    /// (until then, stale hits start none).
-    pub fn retry_at(&self, key: &CacheKey) -> Option<SystemTime> {
-        let failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let retry_at = *failures.get(key)? + self.inner.retry_after;
-        (retry_at > self.inner.clock.now()).then_some(retry_at)
-    }
-
     /// Joins the key's flight or starts one; returns the shared outcome's receiver and whether this call
     /// started the flight. `leader` receives the starter's own result (e.g. an uncacheable page only it may see).
     fn join_or_start(
