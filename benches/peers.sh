@@ -15,6 +15,8 @@
 #   benches/peers.sh --with-disk --no-peers            # isr-proxy with and without [cache] dir, side by side
 #   benches/peers.sh --with-redis --no-peers           # + [cache.redis] (L1 hits), and isr-proxy-l2: a 1 MiB
 #                                                      #   memory cache, so nearly every hit comes from Redis
+#   benches/peers.sh --baseline /tmp/base/isr-proxy    # + isr-proxy-base: another build (e.g. the previous
+#                                                      #   commit's) in the same run, for before/after ratios
 # env:
 #   PEERS_MAX_SECONDS   hard bound on the whole compare.sh run (default 3600); it is stopped (TERM) after that
 #   RUST_LOG            isr-proxy's log filter (default warn)
@@ -35,10 +37,15 @@ compare="$bench/compare.sh"
 max_seconds=${PEERS_MAX_SECONDS:-3600}
 [[ $max_seconds =~ ^[0-9]+$ ]] || die "PEERS_MAX_SECONDS needs a whole number of seconds, got '$max_seconds'"
 
-no_peers=0 origin_given=0 with_disk=0 with_redis=0
+no_peers=0 origin_given=0 with_disk=0 with_redis=0 baseline="" want_baseline=0
 args=()
 for arg in "$@"; do
+  if [ $want_baseline = 1 ]; then
+    baseline=$arg want_baseline=0
+    continue
+  fi
   case "$arg" in
+    --baseline) want_baseline=1; continue ;;
     --with-disk) with_disk=1; continue ;;
     --with-redis) with_redis=1; continue ;;
     --no-peers) no_peers=1 ;;
@@ -66,6 +73,8 @@ target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target_dir/release/isr-proxy"
 [ -x "$bin" ] || die "$bin missing after the build"
+[ $want_baseline = 0 ] || die "--baseline needs the path of an isr-proxy binary"
+[ -z "$baseline" ] || [ -x "$baseline" ] || die "--baseline $baseline is not an executable"
 
 work=$(mktemp -d /tmp/isr-peers.XXXXXX)
 cmp_pid=""
@@ -130,12 +139,13 @@ revalidate = \$revalidate
 TOML
 echo \$\$ >"$work/\$name.pid"
 export RUST_LOG=\${RUST_LOG:-warn}
-exec "$bin" --config "$work/\$name.toml"
+exec "\${ISR_BIN:-$bin}" --config "$work/\$name.toml"
 EOF
 chmod +x "$work/run-isr-proxy.sh"
 
 candidates=(--candidate "isr-proxy=exec $work/run-isr-proxy.sh")
 [ $with_disk = 1 ] && candidates+=(--candidate "isr-proxy-disk=exec $work/run-isr-proxy.sh disk")
+[ -n "$baseline" ] && candidates+=(--candidate "isr-proxy-base=exec env ISR_BIN=$baseline $work/run-isr-proxy.sh base")
 if [ $with_redis = 1 ]; then
   command -v redis-server >/dev/null || die "redis-server not found (apt-get install -y redis-server)"
   REDIS_PORT=$(python3 "$bench/benchutil.py" freeport)

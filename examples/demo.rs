@@ -50,9 +50,23 @@ async fn main() -> ExitCode {
         }
     };
 
+    let admin_listener = match config.admin.listen {
+        Some(addr) => match bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+
     let origin = tokio::spawn(DemoOrigin::new(DEFAULT_DELAY).serve(origin_listener));
     let proxy = Proxy::new(&config, Clock::system());
-    print_try_this(config.listen, origin_addr);
+    if let Some(listener) = admin_listener {
+        tokio::spawn(isr_proxy::run_admin(listener, proxy.clone(), std::future::pending()));
+    }
+    print_try_this(config.listen, origin_addr, config.admin.listen);
     let shutdown = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             eprintln!("error: cannot listen for Ctrl-C: {err}");
@@ -71,7 +85,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
         .map_err(|err| format!("cannot listen on {addr}: {err} (is another demo still running?)"))
 }
 
-fn print_try_this(proxy: SocketAddr, origin: SocketAddr) {
+fn print_try_this(proxy: SocketAddr, origin: SocketAddr, admin: Option<SocketAddr>) {
     let post = format!("http://{proxy}/blog/{}", POSTS[0]);
     println!(
         "
@@ -95,4 +109,17 @@ Open http://{proxy}/ in a browser for the index. Ctrl-C to stop.
 ",
         delay = DEFAULT_DELAY.as_millis(),
     );
+    if let Some(admin) = admin {
+        println!(
+            "Admin listener on http://{admin}. With the binary (cargo build; target/debug/isr-proxy):
+
+  isr-proxy inspect                       # the cached pages
+  isr-proxy stats                         # hit ratio, size, regenerations
+  curl -X POST http://{origin}/_demo/fail     # the origin starts failing (500); /_demo/recover fixes it
+  isr-proxy inspect --path /blog/{post}   # one page, its last regeneration and next retry
+  isr-proxy revalidate --path /blog/{post}   # needs ISR_REVALIDATE_TOKEN set here and for the demo
+",
+            post = POSTS[0],
+        );
+    }
 }

@@ -1,8 +1,24 @@
-//! The admin listener (`[admin] listen`): `GET /metrics` for Prometheus and `GET /health` for load balancers
-//! and people.
+//! The admin listener (`[admin] listen`): metrics and health for machines, and a look inside the cache for
+//! people and the `isr-proxy` subcommands.
 //!
-//! It runs on its own address so that metrics and health are never on the public listener unless the operator
-//! points both at one port. It only reads from the [`Proxy`]; it owns no state.
+//! | Path | Answers |
+//! |---|---|
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /health` | [`api::Health`] (200, or 503 while prerendering holds the listener back) |
+//! | `GET /stats` | [`api::Stats`]: hit ratio, entries, bytes, regenerations, Redis state |
+//! | `GET /cache?prefix=&tag=&state=&limit=&cursor=` | [`api::CacheListing`]: one page of the pages in memory |
+//! | `GET /cache/entry?path=&variant=` | [`api::EntryDetail`]: one page in full, its route and regeneration |
+//! | `GET /regenerations` | [`api::Regenerations`]: running, recently failed and recent regenerations |
+//!
+//! It runs on its own address so that none of this is ever on the public listener unless the operator points
+//! both at one port. It only reads from the [`Proxy`]; it owns no state. The JSON documents are the types in
+//! [`api`], which the subcommands' [`client`] reads back.
+
+pub mod api;
+pub mod client;
+mod health;
+mod inspect;
+pub mod query;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,122 +32,64 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+pub use api::{Health, Stats};
+pub use inspect::timestamp;
+
 use crate::config::ServerConfig;
 use crate::metrics::CONTENT_TYPE;
 use crate::proxy::Proxy;
 use crate::reload::LiveProxy;
-use crate::response::{Body, plain};
+use crate::response::Body;
 
 /// Connections the admin listener serves at once: scrapers and probes, a handful at a time.
 const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// Header and idle budget of admin connections: probes are quick, and a stuck one must not pile up.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The paths served, for the 404's hint.
+const PATHS: &str = "/metrics, /health, /stats, /cache, /cache/entry, /regenerations";
 
-/// `GET /health`: whether the proxy serves, and the state of what it depends on.
-#[derive(Debug, Serialize)]
-pub struct Health {
-    /// The proxy serves requests (false only while `prerender.wait` holds the listener back). The origin's
-    /// state does not count: with the origin down, cached pages are still served (keep-last-good).
-    pub ok: bool,
-    /// The in-memory cache.
-    pub cache: CacheHealth,
-    /// The origin, as the last request to it found it.
-    pub origin: OriginHealth,
-    /// Startup prerendering.
-    pub prerender: PrerenderHealth,
-    /// Lower cache tiers (disk, Redis), in lookup order.
-    pub tiers: Vec<TierHealth>,
-    /// The config in effect.
-    pub config: ConfigHealth,
+/// Why an admin request was refused. Each maps to one status in [`AdminError::status`]; the body is
+/// [`api::ErrorBody`].
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A bad parameter; the text names it and says what is expected.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such path, or no such page; the text says why.
+    #[error("{0}")]
+    NotFound(String),
+    /// Only GET and HEAD are served.
+    #[error("method not allowed; use GET")]
+    Method,
 }
 
-/// The `config` part of [`Health`].
-#[derive(Debug, Serialize)]
-pub struct ConfigHealth {
-    /// 0 for the config read at startup, one more per applied reload (SIGHUP).
-    pub generation: u64,
-    /// Settings changed by a reload that keep their old values until a restart.
-    pub restart_needed: Vec<&'static str>,
-}
-
-/// The `cache` part of [`Health`].
-#[derive(Debug, Serialize)]
-pub struct CacheHealth {
-    /// Pages in memory.
-    pub entries: u64,
-    /// Bytes in memory, as weighed against `cache.max_size`.
-    pub bytes: u64,
-    /// Regenerations running now.
-    pub regenerating: u64,
-}
-
-/// The `origin` part of [`Health`].
-#[derive(Debug, Serialize)]
-pub struct OriginHealth {
-    /// Whether the last origin request got an answer (any status); `null` before the first one.
-    pub reachable: Option<bool>,
-}
-
-/// The `prerender` part of [`Health`].
-#[derive(Debug, Serialize)]
-pub struct PrerenderHealth {
-    /// Paths to prerender (known once the list is read).
-    pub total: usize,
-    /// Stored so far.
-    pub done: usize,
-    /// Failed so far (they render on demand later).
-    pub failed: usize,
-    /// Whether prerendering is over (or there was nothing to do).
-    pub finished: bool,
-}
-
-/// One lower cache tier in [`Health`].
-#[derive(Debug, Serialize)]
-pub struct TierHealth {
-    /// `disk`, `redis`.
-    pub name: &'static str,
-    /// Whether it works now; the proxy serves from memory and the origin without it.
-    pub up: bool,
-}
-
-impl Health {
-    /// Reads the proxy's state now.
-    pub async fn of(proxy: &Proxy) -> Self {
-        // moka counts lazily: apply pending housekeeping so the figures are current.
-        proxy.cache().run_pending_tasks().await;
-        let snapshot = proxy.snapshot();
-        let progress = proxy.prerender_progress();
-        Self {
-            ok: proxy.is_ready(),
-            cache: CacheHealth {
-                entries: snapshot.cache_entries,
-                bytes: snapshot.cache_bytes,
-                regenerating: snapshot.regenerations_in_flight,
-            },
-            origin: OriginHealth {
-                reachable: proxy.metrics().origin_reachable(),
-            },
-            prerender: PrerenderHealth {
-                total: progress.report.total,
-                done: progress.report.done,
-                failed: progress.report.failed,
-                finished: progress.finished,
-            },
-            tiers: proxy
-                .cache()
-                .tier_states()
-                .into_iter()
-                .map(|(name, up)| TierHealth { name, up })
-                .collect(),
-            config: ConfigHealth {
-                generation: proxy.config_generation().number,
-                restart_needed: proxy.config_generation().restart_needed.clone(),
-            },
+impl AdminError {
+    /// The status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Method => StatusCode::METHOD_NOT_ALLOWED,
         }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let mut response = json(
+            self.status(),
+            &api::ErrorBody {
+                error: self.to_string(),
+            },
+        );
+        if matches!(self, Self::Method) {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        response
     }
 }
 
-/// Serves `/metrics` and `/health` for `proxy` on `listener` until `shutdown` resolves.
+/// Serves the admin paths for `proxy` on `listener` until `shutdown` resolves.
 pub async fn run_admin(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
     run_admin_live(listener, LiveProxy::new(proxy), shutdown).await;
 }
@@ -147,41 +105,80 @@ pub async fn run_admin_live(listener: TcpListener, live: Arc<LiveProxy>, shutdow
     };
     let handler = move |request: Request<Incoming>, _client: SocketAddr| {
         let proxy = live.current();
-        async move { respond(&proxy, &request).await }
+        async move {
+            match respond(&proxy, &request).await {
+                Ok(response) => response,
+                Err(err) => err.into_response(),
+            }
+        }
     };
-    crate::server::serve(listener, handler, shutdown, &limits).await;
+    crate::server::serve(listener, handler, shutdown, &limits, || None).await;
 }
 
-async fn respond(proxy: &Proxy, request: &Request<Incoming>) -> Response<Body> {
+async fn respond(proxy: &Proxy, request: &Request<Incoming>) -> Result<Response<Body>, AdminError> {
     let path = request.uri().path();
-    if path != "/metrics" && path != "/health" {
-        return plain(StatusCode::NOT_FOUND, "not found: try /metrics or /health");
+    let known = matches!(
+        path,
+        "/metrics" | "/health" | "/stats" | "/cache" | "/cache/entry" | "/regenerations"
+    );
+    if !known {
+        return Err(AdminError::NotFound(format!("not found: try {PATHS}")));
     }
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed; use GET");
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
+        return Err(AdminError::Method);
     }
-    if path == "/metrics" {
-        proxy.cache().run_pending_tasks().await;
-        return match proxy.metrics().encode(proxy.snapshot()) {
-            Ok(text) => with_type(StatusCode::OK, Bytes::from(text), CONTENT_TYPE),
-            Err(err) => {
-                tracing::error!(error = %err, "cannot encode metrics");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics")
-            }
-        };
+    let params = request.uri().query();
+    Ok(match path {
+        "/metrics" => metrics(proxy).await,
+        "/health" => {
+            let health = Health::of(proxy).await;
+            let status = if health.ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            json(status, &health)
+        }
+        "/stats" => {
+            query::no_params(params)?;
+            json(StatusCode::OK, &Stats::of(proxy).await)
+        }
+        "/cache" => {
+            let list = query::list_query(params)?;
+            // Evictions are applied (and leave the index) in moka's housekeeping: apply what is pending.
+            proxy.cache().run_pending_tasks().await;
+            json(StatusCode::OK, &inspect::listing(proxy, &list).await)
+        }
+        "/cache/entry" => {
+            let request = query::entry_request(params)?;
+            json(StatusCode::OK, &inspect::entry(proxy, request).await?)
+        }
+        _ => {
+            query::no_params(params)?;
+            json(StatusCode::OK, &inspect::regenerations(proxy))
+        }
+    })
+}
+
+async fn metrics(proxy: &Proxy) -> Response<Body> {
+    proxy.cache().run_pending_tasks().await;
+    match proxy.metrics().encode(proxy.snapshot()) {
+        Ok(text) => with_type(StatusCode::OK, Bytes::from(text), CONTENT_TYPE),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot encode metrics");
+            crate::response::plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics")
+        }
     }
-    let health = Health::of(proxy).await;
-    let status = if health.ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = serde_json::to_vec(&health).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-    with_type(status, Bytes::from(body), "application/json")
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(body) => with_type(status, Bytes::from(body), "application/json"),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot encode an admin response");
+            crate::response::plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the response")
+        }
+    }
 }
 
 fn with_type(status: StatusCode, body: Bytes, content_type: &'static str) -> Response<Body> {

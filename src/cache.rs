@@ -9,34 +9,46 @@
 //! and each instance applies what others announce to its memory and its own lower tiers through
 //! [`Cache::apply`], which never announces again.
 //!
+//! Besides moka, an ordered index of the keys in memory ([`index`]) lets the admin listing page through the cache
+//! without scanning it; like the tag index, it is written when entries are stored or evicted, never on a hit.
+//!
 //! # Concurrent calls on the same key
-//! `get` is lock-free (moka). `insert` replaces whatever is there; the caller (`regen`) serialises writers per
-//! key, so two fetches of one key never race to insert.
+//! `get` is lock-free (moka). Writes (`insert`, `keep`, a page read back from a lower tier) go through moka's
+//! per-key compute lock, which orders them with the index updates, and never replace a page generated later;
+//! the caller (`regen`) also serialises fetches per key, so two fetches of one key never race to insert.
 
 pub mod entry;
+pub mod index;
 mod invalidate;
 pub mod key;
 pub mod store;
 mod variants;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 pub use entry::{Entry, Freshness, Lifetime};
+use index::KeyIndex;
+pub use index::{ListPage, ListQuery};
 pub use key::{CacheKey, scoped_tag, unscoped_tag};
+use moka::ops::compute::{CompResult, Op};
 use store::Store;
 use store::redis::RedisStore;
 use variants::Variants;
 
-/// Keys carrying each tag (scoped by host, see [`scoped_tag`]). Entries are re-checked on use, so a stale mapping is harmless, only wasted memory,
-/// and evictions clean it up.
-type TagIndex = Arc<Mutex<HashMap<String, HashSet<CacheKey>>>>;
+/// Keys carrying each tag (scoped by host, see [`scoped_tag`]), in key order (so the listing can page through a
+/// tag). Entries are re-checked on use, so a stale mapping is harmless, only wasted memory, and evictions clean
+/// it up.
+type TagIndex = Arc<Mutex<HashMap<String, BTreeSet<CacheKey>>>>;
 
 /// The page store.
 #[derive(Clone)]
 pub struct Cache {
     entries: moka::future::Cache<CacheKey, Arc<Entry>>,
+    /// Every key in memory, in order, for the admin listing.
+    keys: Arc<KeyIndex>,
     tags: TagIndex,
     variants: Variants,
     /// This instance's lower tiers (disk), consulted in order on an in-memory miss and written behind every
@@ -58,6 +70,8 @@ impl Cache {
         let listener_variants = variants.clone();
         let evictions = Arc::new(AtomicU64::new(0));
         let listener_evictions = evictions.clone();
+        let keys = Arc::new(KeyIndex::default());
+        let listener_keys = keys.clone();
         let entries = moka::future::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &CacheKey, entry: &Arc<Entry>| {
@@ -67,7 +81,9 @@ impl Cache {
                 if cause == moka::notification::RemovalCause::Size {
                     listener_evictions.fetch_add(1, Ordering::Relaxed);
                 }
-                if cause != moka::notification::RemovalCause::Replaced {
+                // A replaced entry's successor is indexed already; a notification for an entry the key index no
+                // longer holds is a late one, for a key stored again since, whose indexes must stay.
+                if cause != moka::notification::RemovalCause::Replaced && listener_keys.remove_if_same(&key, &entry) {
                     unindex(&listener_tags, &key, &entry.tags);
                     listener_variants.unindex(&key);
                 }
@@ -75,6 +91,7 @@ impl Cache {
             .build();
         Self {
             entries,
+            keys,
             tags,
             variants,
             tiers: Arc::new([]),
@@ -102,10 +119,17 @@ impl Cache {
         self
     }
 
-    /// A callback that indexes a page's tags, for tiers that find pages at startup (the disk scan).
+    /// A callback that indexes a page found by a tier at startup (the disk scan): its tags, and, for a `Vary`
+    /// variant, the variant itself and the names its URL varies on, so that requests find persisted variants.
     pub fn tag_indexer(&self) -> store::disk::OnScanned {
         let tags = self.tags.clone();
+        let variants = self.variants.clone();
         Box::new(move |key: &CacheKey, page_tags: &[String]| {
+            variants.index(key);
+            if !key.vary().is_empty() {
+                let names: Arc<[http::header::HeaderName]> = key.vary().iter().map(|(name, _)| name.clone()).collect();
+                variants.set_vary_names(&key.primary(), Some(names));
+            }
             if page_tags.is_empty() {
                 return;
             }
@@ -125,13 +149,9 @@ impl Cache {
         if let Some(entry) = self.entries.get(key).await {
             return Some(entry);
         }
-        let shared = self.shared.iter().map(|store| store.as_ref() as &dyn Store);
-        for tier in shared.chain(self.tiers.iter().map(AsRef::as_ref)) {
+        for tier in self.lower_tiers() {
             if let Some(entry) = tier.load(key).await {
-                let entry = Arc::new(entry);
-                self.index(key, &entry);
-                self.entries.insert(key.clone(), entry.clone()).await;
-                return Some(entry);
+                return Some(self.keep(key, Arc::new(entry)).await);
             }
         }
         None
@@ -140,38 +160,57 @@ impl Cache {
     /// Keeps `entry` in memory only, unless memory holds a later one: a page another instance stored in the
     /// shared tier, picked up instead of rendered. Returns the entry now in memory.
     pub async fn keep(&self, key: &CacheKey, entry: Arc<Entry>) -> Arc<Entry> {
-        if let Some(previous) = self.entries.get(key).await
-            && previous.generated_at > entry.generated_at
-        {
-            return previous;
+        match self.put_unless_newer(key, &entry).await {
+            Ok(()) => entry,
+            Err(newer) => newer,
         }
-        self.index(key, &entry);
-        self.entries.insert(key.clone(), entry.clone()).await;
-        entry
     }
 
     /// Stores `entry` under `key` and indexes its tags, unless the cached entry was generated later (a slow
     /// fetch or a warm-up must never roll a page back to older content). Returns whether it was stored.
     pub async fn insert(&self, key: CacheKey, entry: Arc<Entry>) -> bool {
-        if let Some(previous) = self.entries.get(&key).await {
-            if previous.generated_at > entry.generated_at {
-                return false;
-            }
-            let dropped: Vec<String> = previous.tags.iter().filter(|t| !entry.has_tag(t)).cloned().collect();
-            unindex(&self.tags, &key, &dropped);
+        if self.put_unless_newer(&key, &entry).await.is_err() {
+            return false;
         }
-        self.index(&key, &entry);
         for tier in self.tiers.iter() {
             tier.save(&key, &entry);
         }
         if let Some(shared) = &self.shared {
             shared.save(&key, &entry);
         }
-        self.entries.insert(key, entry).await;
         true
     }
 
-    fn index(&self, key: &CacheKey, entry: &Entry) {
+    /// Puts `entry` in memory and the indexes, unless memory holds a page generated later, which is returned.
+    /// Runs under moka's per-key compute lock, so the indexes see this key's writes in the order moka applies them.
+    async fn put_unless_newer(&self, key: &CacheKey, entry: &Arc<Entry>) -> Result<(), Arc<Entry>> {
+        let result = self
+            .entries
+            .entry(key.clone())
+            .and_compute_with(|current| {
+                let op = match current.map(moka::Entry::into_value) {
+                    Some(current) if current.generated_at > entry.generated_at => Op::Nop,
+                    current => {
+                        if let Some(previous) = current {
+                            let dropped: Vec<String> =
+                                previous.tags.iter().filter(|t| !entry.has_tag(t)).cloned().collect();
+                            unindex(&self.tags, key, &dropped);
+                        }
+                        self.index(key, entry);
+                        Op::Put(entry.clone())
+                    }
+                };
+                std::future::ready(op)
+            })
+            .await;
+        match result {
+            CompResult::Unchanged(newer) => Err(newer.into_value()),
+            _ => Ok(()),
+        }
+    }
+
+    fn index(&self, key: &CacheKey, entry: &Arc<Entry>) {
+        self.keys.put(key, entry);
         self.variants.index(key);
         if !entry.tags.is_empty() {
             let mut tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
@@ -259,9 +298,93 @@ impl Cache {
         found
     }
 
+    /// One page of the pages in memory, in key order (the admin listing): a range read on the ordered key index
+    /// (or the tag's ordered set), bounded by the page size and [`index::MAX_SCAN`] whatever the cache holds.
+    /// Reading does not count as an access to the pages.
+    pub fn list(&self, query: &ListQuery, now: SystemTime) -> ListPage {
+        let is_live = |key: &CacheKey| self.entries.contains_key(key);
+        let Some(tag) = &query.tag else {
+            return self.keys.page(query, now, is_live);
+        };
+        // Lock order: the tag index, then the key index (nothing takes them the other way round, nested).
+        let tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(keys) = tags.get(tag) else {
+            return ListPage {
+                entries: Vec::new(),
+                next: None,
+                total: 0,
+                scanned: 0,
+            };
+        };
+        let candidates = keys.range((index::start_bound(query), std::ops::Bound::Unbounded));
+        self.keys.page_of(candidates, keys.len(), query, now, is_live)
+    }
+
+    /// The page in memory under `key`, without counting as an access (admin inspection).
+    pub fn peek(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+        self.keys.get(key).filter(|_| self.entries.contains_key(key))
+    }
+
+    /// The page under `key` for inspection, and which tiers hold it: memory if there, else the first lower
+    /// tier that has it (read, not kept in memory).
+    pub async fn inspect(&self, key: &CacheKey) -> (Option<Arc<Entry>>, Vec<&'static str>) {
+        let found = match self.peek(key) {
+            Some(entry) => Some(entry),
+            None => {
+                let mut found = None;
+                for tier in self.lower_tiers() {
+                    if let Some(entry) = tier.load(key).await {
+                        found = Some(Arc::new(entry));
+                        break;
+                    }
+                }
+                found
+            }
+        };
+        let tiers = self.tiers_holding(std::slice::from_ref(key)).await;
+        (found, tiers.into_iter().next().unwrap_or_default())
+    }
+
+    /// For each key, the tiers that hold it: `memory`, then each lower tier that says so (a tier that cannot
+    /// tell now, such as Redis during an outage, is left out). Costs one check per key and tier (a file's
+    /// metadata, one pipelined Redis call), for a listing page.
+    pub async fn tiers_holding(&self, keys: &[CacheKey]) -> Vec<Vec<&'static str>> {
+        let mut holding: Vec<Vec<&'static str>> = keys
+            .iter()
+            .map(|key| {
+                if self.entries.contains_key(key) {
+                    vec!["memory"]
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        for tier in self.lower_tiers() {
+            if let Some(held) = tier.holds(keys).await {
+                for (tiers, held) in holding.iter_mut().zip(held) {
+                    if held {
+                        tiers.push(tier.name());
+                    }
+                }
+            }
+        }
+        holding
+    }
+
+    /// The tiers below memory, in lookup order: the shared one (Redis), then this instance's own (disk).
+    fn lower_tiers(&self) -> impl Iterator<Item = &dyn Store> {
+        let shared = self.shared.iter().map(|store| store.as_ref() as &dyn Store);
+        shared.chain(self.tiers.iter().map(AsRef::as_ref))
+    }
+
     /// Number of entries (approximate until moka's pending tasks run).
     pub fn entry_count(&self) -> u64 {
         self.entries.entry_count()
+    }
+
+    /// The bound on [`Cache::weighted_size`] (`cache.max_size`).
+    pub fn max_bytes(&self) -> u64 {
+        self.entries.policy().max_capacity().unwrap_or(u64::MAX)
     }
 
     /// Bytes held, as weighed (approximate until moka's pending tasks run).
@@ -276,11 +399,7 @@ impl Cache {
 
     /// Each lower tier's name and whether it is up, in lookup order (for `/health`).
     pub fn tier_states(&self) -> Vec<(&'static str, bool)> {
-        let shared = self.shared.iter().map(|store| store.as_ref() as &dyn Store);
-        shared
-            .chain(self.tiers.iter().map(AsRef::as_ref))
-            .map(|tier| (tier.name(), tier.is_up()))
-            .collect()
+        self.lower_tiers().map(|tier| (tier.name(), tier.is_up())).collect()
     }
 
     /// Applies moka's pending housekeeping (evictions, counters); for tests and metrics.
@@ -306,95 +425,4 @@ fn unindex(index: &TagIndex, key: &CacheKey, tags: &[String]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::{Duration, SystemTime};
-
-    use bytes::Bytes;
-    use http::header::{HeaderName, HeaderValue};
-    use http::{HeaderMap, StatusCode};
-
-    use super::*;
-
-    fn page(tags: &'static str, body_len: usize) -> Arc<Entry> {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-isr-tags", HeaderValue::from_static(tags));
-        Arc::new(Entry::from_origin(
-            StatusCode::OK,
-            headers,
-            Bytes::from(vec![b'x'; body_len]),
-            SystemTime::now(),
-            Lifetime {
-                revalidate: Some(Duration::from_secs(60)),
-                expire: Duration::from_secs(60),
-            },
-            &HeaderName::from_static("x-isr-tags"),
-        ))
-    }
-
-    fn key(path: &str) -> CacheKey {
-        CacheKey::new(path, None, Vec::new())
-    }
-
-    #[tokio::test]
-    async fn tag_index_follows_inserts_replacements_and_removals() {
-        let cache = Cache::new(1 << 20);
-        cache.insert(key("/a"), page("blog, post-1", 10)).await;
-        cache.insert(key("/b"), page("blog", 10)).await;
-        assert_eq!(cache.keys_with_tag("blog").await.len(), 2);
-        assert_eq!(cache.keys_with_tag("post-1").await.len(), 1);
-
-        cache.insert(key("/a"), page("post-2", 10)).await;
-        assert_eq!(
-            cache.keys_with_tag("blog").await.len(),
-            1,
-            "replaced entry dropped the tag"
-        );
-        assert_eq!(cache.keys_with_tag("post-2").await.len(), 1);
-
-        assert!(cache.remove(&key("/b")).await);
-        cache.run_pending_tasks().await;
-        assert!(cache.keys_with_tag("blog").await.is_empty());
-        assert!(
-            cache.tags.lock().expect("not poisoned").get("blog").is_none(),
-            "index cleaned on removal"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_older_entry_never_replaces_a_newer_one() {
-        let cache = Cache::new(1 << 20);
-        let newer = page("t", 10);
-        let older = Arc::new(Entry::from_origin(
-            StatusCode::OK,
-            HeaderMap::new(),
-            Bytes::from_static(b"old"),
-            newer.generated_at - Duration::from_secs(1),
-            newer.lifetime,
-            &HeaderName::from_static("x-isr-tags"),
-        ));
-        assert!(cache.insert(key("/a"), newer.clone()).await);
-        assert!(!cache.insert(key("/a"), older).await, "older content must not win");
-        let kept = cache.get(&key("/a")).await.expect("cached");
-        assert!(Arc::ptr_eq(&kept, &newer));
-    }
-
-    #[tokio::test]
-    async fn byte_bound_is_enforced() {
-        let cache = Cache::new(100 * 1024);
-        for i in 0..100 {
-            cache.insert(key(&format!("/p/{i}")), page("t", 4096)).await;
-        }
-        cache.run_pending_tasks().await;
-        assert!(
-            cache.weighted_size() <= 100 * 1024,
-            "weighted size {} over the bound",
-            cache.weighted_size()
-        );
-        assert!(cache.entry_count() < 100);
-        assert_eq!(
-            cache.eviction_count(),
-            100 - cache.entry_count(),
-            "every page pushed out by the bound counts as an eviction"
-        );
-    }
-}
+mod tests;

@@ -5,10 +5,12 @@
 //! older one is served at once (STALE) while [`regen`] runs one background regeneration; a missing one is
 //! fetched once for all concurrent requests (single-flight) and stored if [`cacheability`] allows. [`proxy`]
 //! reads top-down as that flow; [`server`] only accepts connections; `main.rs` only parses arguments.
+//! The [`admin`] listener shows what is inside; [`cli`] is the operator subcommands that read it.
 pub mod admin;
 pub mod cache;
 pub mod cache_status;
 pub mod cacheability;
+pub mod cli;
 pub mod clock;
 pub mod compression;
 pub mod config;

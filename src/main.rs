@@ -1,4 +1,5 @@
-//! The `isr-proxy` binary: parse arguments, load the config, run the server. Everything else is in the library.
+//! The `isr-proxy` binary: parse arguments, load the config, run the server, or run an operator subcommand
+//! (`isr_proxy::cli`). Everything else is in the library.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use isr_proxy::cli::Outcome;
 use isr_proxy::{Clock, Config, Listening, LiveProxy, Proxy, Reloader};
 use tokio::net::TcpListener;
 
@@ -28,6 +30,8 @@ struct Cli {
 enum Command {
     /// Validate the config file, print the route table, and exit.
     Check,
+    #[command(flatten)]
+    Operator(isr_proxy::cli::Command),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -40,15 +44,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let result = match cli.command {
-        Some(Command::Check) => check(&cli.config),
-        None => serve(&cli.config),
+        Some(Command::Check) => check(&cli.config).map(|()| Outcome::Succeeded),
+        Some(Command::Operator(command)) => operate(command),
+        None => serve(&cli.config).map(|()| Outcome::Succeeded),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Succeeded) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn operate(command: isr_proxy::cli::Command) -> anyhow::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let outcome = runtime.block_on(isr_proxy::cli::run(command, &mut std::io::stdout().lock()));
+    match outcome {
+        // A closed pipe (`inspect | head`) is not an error worth reporting.
+        Err(isr_proxy::cli::CliError::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(Outcome::Succeeded)
+        }
+        other => Ok(other?),
     }
 }
 

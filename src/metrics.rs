@@ -6,28 +6,28 @@
 //! evictions, regenerations in flight and failed) are not mirrored here: the caller reads them at scrape time and
 //! passes them in as a [`Snapshot`]. This module does not know the cache, the origin or the proxy.
 
+mod histogram;
+mod labels;
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::HeaderValue;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
+
+pub use histogram::{LatencyHistogram, OTHER_ROUTE, RouteHistograms};
+pub use labels::{BYPASS_REASONS, PassThrough, REGENERATION_RESULTS};
 
 use crate::cache_status::CacheStatus;
 
 /// `Content-Type` of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus scrapes natively).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Latency bucket bounds in seconds: from a sub-millisecond cache hit to a render near the default 10 s timeout.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 /// The `cache` label of `isr_requests_total`: the `x-isr-cache` values, plus `NONE` for responses isr-proxy
 /// wrote itself (errors, the revalidation endpoint).
@@ -114,7 +114,12 @@ struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReloadLabel {
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
     result: &'static str,
 }
 
@@ -131,6 +136,8 @@ pub struct Snapshot {
     pub cache_entries: u64,
     /// Bytes in memory, as weighed.
     pub cache_bytes: u64,
+    /// The bound on `cache_bytes` (`cache.max_size`).
+    pub cache_max_bytes: u64,
     /// Pages evicted to stay under `cache.max_size`, since start.
     pub cache_evictions: u64,
     /// Origin fetches for cached routes running now (single-flight: one per key).
@@ -158,7 +165,15 @@ pub struct Metrics {
     origin_latency: LatencyHistogram,
     response_latency: LatencyHistogram,
     revalidations: Family<RevalidationLabels, Counter>,
-    config_reloads: Family<ReloadLabel, Counter>,
+    bypasses: Family<ReasonLabel, Counter>,
+    /// Indexed like [`BYPASS_REASONS`].
+    bypass_counters: [Counter; BYPASS_REASONS.len()],
+    regenerations: Family<ResultLabel, Counter>,
+    /// Indexed like [`REGENERATION_RESULTS`].
+    regeneration_counters: [Counter; REGENERATION_RESULTS.len()],
+    render_time: RouteHistograms,
+    client_connections: Arc<AtomicU64>,
+    config_reloads: Family<ResultLabel, Counter>,
     origin_state: AtomicU8,
 }
 
@@ -168,10 +183,28 @@ impl Default for Metrics {
     }
 }
 
+/// Counts one open client connection while it lives ([`Metrics::connection_opened`]).
+#[derive(Debug)]
+pub struct ConnectionGuard(Arc<AtomicU64>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Metrics {
-    /// Metrics with every counter at zero.
+    /// Metrics with every counter at zero, and no per-route render histograms (see [`Metrics::with_routes`]).
     pub fn new() -> Self {
+        Self::with_routes([])
+    }
+
+    /// Metrics with a render-time histogram for each route pattern in `routes` (fixed here, so recording takes
+    /// no lock; other routes count as `other`).
+    pub fn with_routes<'a>(routes: impl IntoIterator<Item = &'a str>) -> Self {
         let requests = Family::<CacheLabel, Counter>::default();
+        let bypasses = Family::<ReasonLabel, Counter>::default();
+        let regenerations = Family::<ResultLabel, Counter>::default();
         let request_counters = REQUEST_LABELS.map(|cache| requests.get_or_create_owned(&CacheLabel { cache }));
         let origin_fetches = Family::<OutcomeLabel, Counter>::default();
         let origin_counters = OriginOutcome::ALL.map(|outcome| {
@@ -187,9 +220,56 @@ impl Metrics {
             origin_latency: LatencyHistogram::default(),
             response_latency: LatencyHistogram::default(),
             revalidations: Family::default(),
+            bypass_counters: counters_for(&bypasses, &BYPASS_REASONS, |reason| ReasonLabel { reason }),
+            bypasses,
+            regeneration_counters: counters_for(&regenerations, &REGENERATION_RESULTS, |result| ResultLabel { result }),
+            regenerations,
+            render_time: RouteHistograms::new(routes),
+            client_connections: Arc::default(),
             config_reloads: Family::default(),
             origin_state: AtomicU8::new(ORIGIN_UNKNOWN),
         }
+    }
+
+    /// Records a response not served from or stored in the cache, by reason (a [`BYPASS_REASONS`] value;
+    /// anything else counts as `other`). One atomic add, after a short search of a fixed list.
+    pub fn record_bypass(&self, reason: &str) {
+        let index = BYPASS_REASONS
+            .iter()
+            .position(|known| *known == reason)
+            .unwrap_or(BYPASS_REASONS.len() - 1);
+        self.bypass_counters[index].inc();
+    }
+
+    /// Records how one regeneration ended (a [`REGENERATION_RESULTS`] value; others are ignored).
+    pub fn record_regeneration(&self, result: &str) {
+        if let Some(index) = REGENERATION_RESULTS.iter().position(|known| *known == result) {
+            self.regeneration_counters[index].inc();
+        }
+    }
+
+    /// Records the time one origin render for a cached route took, by route pattern.
+    pub fn record_render(&self, route: &str, elapsed: Duration) {
+        self.render_time.observe(route, elapsed);
+    }
+
+    /// Counts a client connection as open until the guard is dropped.
+    pub fn connection_opened(&self) -> ConnectionGuard {
+        self.client_connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.client_connections.clone())
+    }
+
+    /// Client connections open now.
+    pub fn client_connections(&self) -> u64 {
+        self.client_connections.load(Ordering::Relaxed)
+    }
+
+    /// The count of responses bypassing the cache for `reason` so far.
+    pub fn bypasses(&self, reason: &str) -> u64 {
+        BYPASS_REASONS
+            .iter()
+            .position(|known| *known == reason)
+            .map_or(0, |i| self.bypass_counters[i].get())
     }
 
     /// Records one answered request: its `x-isr-cache` value (`None` for responses isr-proxy wrote itself) and
@@ -211,6 +291,15 @@ impl Metrics {
             .iter()
             .position(|label| *label == status.as_str())
             .map_or(0, |i| self.request_counters[i].get())
+    }
+
+    /// Requests answered so far, by `x-isr-cache` value (`NONE` for responses isr-proxy wrote itself).
+    pub fn request_counts(&self) -> Vec<(&'static str, u64)> {
+        REQUEST_LABELS
+            .iter()
+            .zip(&self.request_counters)
+            .map(|(label, counter)| (*label, counter.get()))
+            .collect()
     }
 
     /// Records one cached-route origin fetch.
@@ -255,7 +344,7 @@ impl Metrics {
     /// Records one config reload (SIGHUP): applied, or refused because the file was invalid.
     pub fn record_config_reload(&self, applied: bool) {
         let result = if applied { "success" } else { "failure" };
-        self.config_reloads.get_or_create(&ReloadLabel { result }).inc();
+        self.config_reloads.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// The Prometheus text for a scrape, with the figures in `snapshot`.
@@ -292,6 +381,26 @@ impl Metrics {
             self.config_reloads.clone(),
         );
         registry.register(
+            "bypass",
+            "Responses not served from or stored in the cache, by reason",
+            self.bypasses.clone(),
+        );
+        registry.register(
+            "regenerations",
+            "Regenerations (origin fetches for cached routes, one per key at a time), by result",
+            self.regenerations.clone(),
+        );
+        registry.register(
+            "origin_render_seconds",
+            "Time of origin renders for cached routes, by route pattern (waiting for an origin slot included)",
+            self.render_time.clone(),
+        );
+        registry.register(
+            "client_connections",
+            "Client connections open on the public listener",
+            ConstGauge::new(clamp(self.client_connections())),
+        );
+        registry.register(
             "regenerations_in_flight",
             "Origin fetches for cached routes running now",
             ConstGauge::new(clamp(snapshot.regenerations_in_flight)),
@@ -310,6 +419,11 @@ impl Metrics {
             "cache_bytes",
             "Bytes held in memory (bodies, headers, keys)",
             ConstGauge::new(clamp(snapshot.cache_bytes)),
+        );
+        registry.register(
+            "cache_max_bytes",
+            "The bound on cache_bytes (cache.max_size)",
+            ConstGauge::new(clamp(snapshot.cache_max_bytes)),
         );
         registry.register(
             "cache_evictions",
@@ -333,113 +447,17 @@ fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// A fixed-bucket latency histogram of atomics: `observe` is a bucket search and three relaxed adds.
-#[derive(Debug, Clone, Default)]
-pub struct LatencyHistogram {
-    inner: Arc<HistogramInner>,
-}
-
-#[derive(Debug, Default)]
-struct HistogramInner {
-    /// Non-cumulative counts; the last slot is `+Inf`.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
-}
-
-impl LatencyHistogram {
-    /// Adds one observation.
-    pub fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let index = LATENCY_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        let inner = &self.inner;
-        inner.buckets[index].fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        inner.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-}
-
-impl TypedMetric for LatencyHistogram {
-    const TYPE: MetricType = MetricType::Histogram;
-}
-
-impl EncodeMetric for LatencyHistogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
-        let inner = &self.inner;
-        // prometheus-client makes the buckets cumulative itself: hand it per-bucket counts.
-        let mut count = 0;
-        let mut buckets = Vec::with_capacity(inner.buckets.len());
-        for (i, bucket) in inner.buckets.iter().enumerate() {
-            let in_bucket = bucket.load(Ordering::Relaxed);
-            count += in_bucket;
-            buckets.push((LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), in_bucket));
-        }
-        // Read concurrently with observations: the count printed is the one the buckets add up to.
-        let sum = inner.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        Self::TYPE
-    }
+/// One counter per label value, created up front so that recording never touches the family's lock.
+fn counters_for<L, const N: usize>(
+    family: &Family<L, Counter>,
+    values: &[&'static str; N],
+    label: impl Fn(&'static str) -> L,
+) -> [Counter; N]
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + fmt::Debug + Send + Sync + 'static,
+{
+    values.map(|value| family.get_or_create_owned(&label(value)))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_are_counted_by_cache_status() {
-        let metrics = Metrics::new();
-        metrics.record_request(Some(&HeaderValue::from_static("HIT")), Duration::from_micros(300));
-        metrics.record_request(Some(&HeaderValue::from_static("HIT")), Duration::from_millis(2));
-        metrics.record_request(Some(&HeaderValue::from_static("MISS")), Duration::from_millis(40));
-        metrics.record_request(None, Duration::from_millis(1));
-        assert_eq!(metrics.requests(CacheStatus::Hit), 2);
-        assert_eq!(metrics.requests(CacheStatus::Miss), 1);
-        assert_eq!(metrics.requests(CacheStatus::Stale), 0);
-        let text = metrics.encode(Snapshot::default()).expect("encodes");
-        assert!(text.contains("isr_requests_total{cache=\"HIT\"} 2"), "{text}");
-        assert!(text.contains("isr_requests_total{cache=\"NONE\"} 1"), "{text}");
-        assert!(text.contains("isr_response_latency_seconds_count 4"), "{text}");
-        assert!(
-            text.contains("isr_response_latency_seconds_bucket{le=\"0.0005\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("isr_response_latency_seconds_bucket{le=\"+Inf\"} 4"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn every_cache_status_has_a_counter() {
-        for status in [
-            CacheStatus::Hit,
-            CacheStatus::Stale,
-            CacheStatus::Miss,
-            CacheStatus::Bypass,
-            CacheStatus::Fallback,
-            CacheStatus::Revalidated,
-        ] {
-            assert!(REQUEST_LABELS.contains(&status.as_str()), "{status:?}");
-        }
-    }
-
-    #[test]
-    fn origin_reachability_follows_the_last_fetch() {
-        let metrics = Metrics::new();
-        assert_eq!(metrics.origin_reachable(), None);
-        metrics.record_origin_fetch(OriginOutcome::ServerError, Duration::from_millis(5));
-        assert_eq!(metrics.origin_reachable(), Some(true), "a 5xx is an answer");
-        metrics.record_origin_fetch(OriginOutcome::Connect, Duration::from_millis(5));
-        assert_eq!(metrics.origin_reachable(), Some(false));
-        let text = metrics.encode(Snapshot::default()).expect("encodes");
-        assert!(
-            text.contains("isr_origin_fetches_total{outcome=\"connect_error\"} 1"),
-            "{text}"
-        );
-    }
-}
+mod tests;

@@ -22,11 +22,11 @@ use hyper::body::Incoming;
 use crate::cache::store::disk::{DiskOptions, DiskStore};
 use crate::cache::store::redis::{RedisOptions, RedisState, RedisStore, RedisTls};
 use crate::cache::{Cache, CacheKey, Entry, Freshness};
-use crate::cacheability::{OriginCacheControl, Revalidate, StorePolicy};
+use crate::cacheability::{BypassReason, OriginCacheControl, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::config::{Config, PrerenderConfig};
-use crate::metrics::{Metrics, RevalidationKind, Snapshot};
-use crate::origin::OriginClient;
+use crate::metrics::{Metrics, PassThrough, RevalidationKind, Snapshot};
+use crate::origin::{OriginClient, OriginPage, Oversized};
 use crate::prerender::{PrerenderProgress, Prerenderer};
 use crate::regen::{Fetch, RegenOutcome, Regenerator};
 use crate::reload::ConfigGeneration;
@@ -74,7 +74,8 @@ impl Proxy {
     /// Builds the proxy for `config`, reading time from `clock`.
     pub fn new(config: &Config, clock: Clock) -> Arc<Self> {
         let cache = with_redis_tier(with_disk_tier(Cache::new(config.cache.max_size), config), config);
-        let metrics = Arc::new(Metrics::new());
+        let cached_routes = config.routes.rules().iter().filter(|rule| rule.cache);
+        let metrics = Arc::new(Metrics::with_routes(cached_routes.map(|rule| rule.pattern.as_str())));
         let origin = OriginClient::new(&config.origin, config.cache.max_entry_size, metrics.clone());
         let regen = Regenerator::new(
             origin.clone(),
@@ -83,6 +84,7 @@ impl Proxy {
             config.revalidate.tags_header.clone(),
             config.cache.retry_after,
             config.cache.compress,
+            metrics.clone(),
         );
         Self::assemble(
             config,
@@ -131,11 +133,6 @@ impl Proxy {
     /// The reload that built this proxy and the settings it left for a restart, for `/health`.
     pub fn config_generation(&self) -> &ConfigGeneration {
         &self.generation
-    }
-
-    /// The route table in effect.
-    pub fn routes(&self) -> &RouteTable {
-        &self.routes
     }
 
     fn assemble(
@@ -197,6 +194,21 @@ impl Proxy {
         self.cache.shared_tier().map(|redis| redis.state())
     }
 
+    /// Regeneration: flights running now and how recent ones ended (admin listener).
+    pub fn regenerator(&self) -> &Regenerator {
+        &self.regen
+    }
+
+    /// The route table, to key and explain a path as a request would (admin listener).
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// The proxy's clock: the "now" freshness is judged by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// What this proxy has recorded (requests, origin fetches, revalidations).
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -207,6 +219,7 @@ impl Proxy {
         Snapshot {
             cache_entries: self.cache.entry_count(),
             cache_bytes: self.cache.weighted_size(),
+            cache_max_bytes: self.cache.max_bytes(),
             cache_evictions: self.cache.eviction_count(),
             regenerations_in_flight: u64::try_from(self.regen.in_flight_count()).unwrap_or(u64::MAX),
             regeneration_failures: self.regen.failure_count(),
@@ -342,13 +355,17 @@ impl Proxy {
                         return entry_response(&entry, CacheStatus::Revalidated, Duration::ZERO, &facts);
                     }
                 }
-                if origin_mode {
-                    return self.serve_origin_mode(request.headers(), key, &rule, &facts).await;
-                }
                 let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
+                if origin_mode {
+                    return self
+                        .serve_origin_mode(request.headers(), key, &rule, &facts, crawler)
+                        .await;
+                }
                 self.serve_cached(key, &rule, &facts, crawler).await
             }
             None => {
+                let reason = self.pass_through_reason(&request, &path, cacheable_request);
+                self.metrics.record_bypass(reason.as_str());
                 let unsafe_target = self.unsafe_target(&request, &path);
                 let response = self.pass_through(request, &path, client).await;
                 if let Some(target) = unsafe_target {
@@ -356,6 +373,33 @@ impl Proxy {
                 }
                 response
             }
+        }
+    }
+
+    /// An uncacheable origin response, for this request only; counted by reason.
+    fn passed(&self, page: OriginPage, reason: BypassReason) -> Response<Body> {
+        self.metrics.record_bypass(reason.as_str());
+        passed_response(page, reason, &self.tags_header)
+    }
+
+    /// A response too large to store, streamed to this request only; counted as `too-large`.
+    fn oversized(&self, oversized: Oversized) -> Response<Body> {
+        self.metrics.record_bypass(BypassReason::TooLarge.as_str());
+        oversized_response(oversized, &self.tags_header)
+    }
+
+    /// Why a request is passed through without a lookup (for `isr_bypass_total`); costs a second route match,
+    /// on pass-through requests only.
+    fn pass_through_reason(&self, request: &Request<Incoming>, path: &str, cacheable_request: bool) -> PassThrough {
+        if !cacheable_request {
+            if matches!(*request.method(), Method::GET | Method::HEAD) {
+                return PassThrough::Authorization;
+            }
+            return PassThrough::Method;
+        }
+        match self.routes.match_path(path) {
+            Some(_) => PassThrough::RouteNotCached,
+            None => PassThrough::NoRoute,
         }
     }
 
@@ -420,8 +464,8 @@ impl Proxy {
                 );
                 entry_response(&good, CacheStatus::Stale, good.age(now), facts)
             }
-            (Fetch::Passed(page, reason), _) => passed_response(page, reason, &self.tags_header),
-            (Fetch::Oversized(oversized), _) => oversized_response(oversized, &self.tags_header),
+            (Fetch::Passed(page, reason), _) => self.passed(page, reason),
+            (Fetch::Oversized(oversized), _) => self.oversized(oversized),
             (Fetch::Failed(err), None) => ProxyError::Origin(err).into_response(),
             (Fetch::GaveUp, None) => ProxyError::GaveUp.into_response(),
         }

@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use http::header::HeaderName;
 use tokio::sync::{oneshot, watch};
@@ -28,10 +28,15 @@ use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{BypassReason, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::compression::{self, Compressed};
+use crate::metrics::Metrics;
 use crate::origin::{FetchRequest, Fetched, OriginClient, OriginError, OriginPage, Oversized};
 
 mod fleet;
+pub mod history;
 mod http_flight;
+
+use history::History;
+pub use history::{FlightInfo, FlightKind, RegenRecord, RegenResult};
 
 /// Failure records kept before old ones are pruned; bounds memory when many keys fail and are never retried.
 const MAX_FAILURE_RECORDS: usize = 10_000;
@@ -78,20 +83,31 @@ struct Inner {
     retry_after: std::time::Duration,
     /// Store gzip and brotli forms of compressible pages (`cache.compress`).
     compress: bool,
+    metrics: Arc<Metrics>,
     /// Kept across config reloads ([`Regenerator::reconfigured`]).
     flights: Arc<Flights>,
 }
 
-/// What a regenerator knows beyond its settings: flights running, failures, known paths. A config reload keeps
-/// it, so single-flight and `fallback = false` paths carry over to the new config.
+/// What a regenerator knows beyond its settings: flights running, failures, known paths, recent outcomes. A
+/// config reload keeps it, so single-flight and `fallback = false` paths carry over to the new config.
 #[derive(Default)]
 struct Flights {
-    in_flight: Mutex<HashMap<CacheKey, watch::Receiver<Option<RegenOutcome>>>>,
+    in_flight: Mutex<HashMap<CacheKey, Flight>>,
     failures: Mutex<HashMap<CacheKey, SystemTime>>,
+    /// How recent flights ended (admin listener).
+    history: History,
     warned_routes: Mutex<HashSet<Arc<str>>>,
     known: Mutex<HashSet<CacheKey>>,
     /// Failed regenerations since start, for metrics.
     failed: AtomicU64,
+}
+
+/// A flight running now: where its outcome will be published, and what the admin listener shows of it.
+struct Flight {
+    outcome: watch::Receiver<Option<RegenOutcome>>,
+    kind: FlightKind,
+    started_at: SystemTime,
+    started: Instant,
 }
 
 /// Whether a flight may skip the origin because a page newer than the caller's is already stored.
@@ -122,7 +138,8 @@ impl Drop for InFlightGuard {
 }
 
 impl Regenerator {
-    /// A regenerator storing into `cache`, fetching through `origin`.
+    /// A regenerator storing into `cache`, fetching through `origin`, recording render times and outcomes in
+    /// `metrics`.
     pub fn new(
         origin: OriginClient,
         cache: Cache,
@@ -130,22 +147,22 @@ impl Regenerator {
         tags_header: HeaderName,
         retry_after: std::time::Duration,
         compress: bool,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        let flights = Arc::default();
-        let inner = Inner {
+        Self::with_flights(
             origin,
             cache,
             clock,
             tags_header,
             retry_after,
             compress,
-            flights,
-        };
-        Self { inner: Arc::new(inner) }
+            metrics,
+            Arc::default(),
+        )
     }
 
-    /// A regenerator with new settings (a config reload) that shares this one's cache, clock, flights in
-    /// progress, failure records and known paths: a flight started before the reload still coalesces requests
+    /// A regenerator with new settings (a config reload) that shares this one's cache, clock, metrics, flights
+    /// in progress, failure records and known paths: a flight started before the reload still coalesces requests
     /// made after it.
     pub fn reconfigured(
         &self,
@@ -154,12 +171,42 @@ impl Regenerator {
         retry_after: std::time::Duration,
         compress: bool,
     ) -> Self {
-        let (cache, clock) = (self.inner.cache.clone(), self.inner.clock.clone());
-        let mut next = Self::new(origin, cache, clock, tags_header, retry_after, compress);
-        if let Some(inner) = Arc::get_mut(&mut next.inner) {
-            inner.flights = self.inner.flights.clone();
-        }
-        next
+        let inner = &self.inner;
+        let (cache, clock, metrics) = (inner.cache.clone(), inner.clock.clone(), inner.metrics.clone());
+        Self::with_flights(
+            origin,
+            cache,
+            clock,
+            tags_header,
+            retry_after,
+            compress,
+            metrics,
+            inner.flights.clone(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // ok: the two constructors above name every argument
+    fn with_flights(
+        origin: OriginClient,
+        cache: Cache,
+        clock: Clock,
+        tags_header: HeaderName,
+        retry_after: std::time::Duration,
+        compress: bool,
+        metrics: Arc<Metrics>,
+        flights: Arc<Flights>,
+    ) -> Self {
+        let inner = Inner {
+            origin,
+            cache,
+            clock,
+            tags_header,
+            retry_after,
+            compress,
+            metrics,
+            flights,
+        };
+        Self { inner: Arc::new(inner) }
     }
 
     /// Gets a page for a request that cannot be answered from the cache (a miss, or an expired page generated
@@ -186,20 +233,36 @@ impl Regenerator {
         recheck: Recheck,
         fetch: Option<HttpFetch>,
     ) -> Fetch {
-        let (leader_tx, leader_rx) = oneshot::channel();
-        let (shared, started) =
-            self.join_or_start(key.clone(), policy.clone(), recheck, Some(leader_tx), fetch.clone());
-        if started {
-            return leader_rx.await.unwrap_or(Fetch::GaveUp);
-        }
-        match wait(shared).await {
-            RegenOutcome::Stored(entry) if fetch.as_ref().is_none_or(|f| f.is_selected(&entry)) => Fetch::Stored(entry),
-            RegenOutcome::Failed(err) => Fetch::Failed(err),
-            RegenOutcome::GaveUp => Fetch::GaveUp,
-            RegenOutcome::Stored(_) | RegenOutcome::NotStored(_) => {
-                self.fetch_alone(&key, &policy, fetch.as_ref()).await
+        let mut key = key;
+        // A waiter whose shared response turns out to be another `Vary` variant joins its own variant's flight,
+        // once: requests of one variant still share one fetch.
+        for rejoin in [true, false] {
+            let (leader_tx, leader_rx) = oneshot::channel();
+            let (shared, started) = self.join_or_start(
+                key.clone(),
+                policy.clone(),
+                recheck,
+                FlightKind::Request,
+                Some(leader_tx),
+                fetch.clone(),
+            );
+            if started {
+                return leader_rx.await.unwrap_or(Fetch::GaveUp);
+            }
+            match wait(shared).await {
+                RegenOutcome::Stored(entry) => match &fetch {
+                    Some(http) if !http.is_selected(&entry) => match http.own_variant(&key, &entry) {
+                        Some(own) if rejoin => key = own,
+                        _ => break,
+                    },
+                    _ => return Fetch::Stored(entry),
+                },
+                RegenOutcome::Failed(err) => return Fetch::Failed(err),
+                RegenOutcome::GaveUp => return Fetch::GaveUp,
+                RegenOutcome::NotStored(_) => break,
             }
         }
+        self.fetch_alone(&key, &policy, fetch.as_ref()).await
     }
 
     /// Starts a background regeneration of a stale page generated at `seen`, unless one is in flight or the key
@@ -232,7 +295,8 @@ impl Regenerator {
                 return false;
             }
         }
-        self.join_or_start(key, policy, Recheck::NewerThan(Some(seen)), None, fetch)
+        let recheck = Recheck::NewerThan(Some(seen));
+        self.join_or_start(key, policy, recheck, FlightKind::Background, None, fetch)
             .1
     }
 
@@ -240,7 +304,9 @@ impl Regenerator {
     /// A stored page makes the key known (see [`Regenerator::is_known`]).
     /// With a shared tier, the other instances are told to drop their older copy.
     pub async fn regenerate(&self, key: CacheKey, policy: StorePolicy) -> RegenOutcome {
-        let outcome = self.run_to_outcome(key.clone(), policy, Recheck::Never).await;
+        let outcome = self
+            .run_to_outcome(key.clone(), policy, Recheck::Never, FlightKind::OnDemand)
+            .await;
         if let RegenOutcome::Stored(entry) = &outcome {
             self.inner.cache.announce_regenerated(&key, entry);
         }
@@ -250,12 +316,20 @@ impl Regenerator {
     /// Fetches `key` unless a fresh page is already cached (prerendering: never refetch what a newer source,
     /// such as disk or another instance, already has).
     pub async fn warm(&self, key: CacheKey, policy: StorePolicy) -> RegenOutcome {
-        self.run_to_outcome(key, policy, Recheck::NewerThan(None)).await
+        self.run_to_outcome(key, policy, Recheck::NewerThan(None), FlightKind::Prerender)
+            .await
     }
 
     /// Starts fetching a page nobody has yet (the real page behind a `fallback = true` placeholder).
     pub fn warm_in_background(&self, key: CacheKey, policy: StorePolicy) {
-        let _joined = self.join_or_start(key, policy, Recheck::NewerThan(None), None, None);
+        let _joined = self.join_or_start(
+            key,
+            policy,
+            Recheck::NewerThan(None),
+            FlightKind::Background,
+            None,
+            None,
+        );
     }
 
     /// Records that `key` exists on the site (listed for prerendering, or regenerated on demand), for
@@ -279,9 +353,15 @@ impl Regenerator {
             .contains(key)
     }
 
-    async fn run_to_outcome(&self, key: CacheKey, policy: StorePolicy, recheck: Recheck) -> RegenOutcome {
+    async fn run_to_outcome(
+        &self,
+        key: CacheKey,
+        policy: StorePolicy,
+        recheck: Recheck,
+        kind: FlightKind,
+    ) -> RegenOutcome {
         // The shared outcome is what counts here (a 5xx is a failure, not a page to pass on).
-        let (shared, _started) = self.join_or_start(key.clone(), policy, recheck, None, None);
+        let (shared, _started) = self.join_or_start(key.clone(), policy, recheck, kind, None, None);
         let outcome = wait(shared).await;
         if matches!(outcome, RegenOutcome::Stored(_)) {
             self.mark_known(key);
@@ -322,6 +402,7 @@ impl Regenerator {
         key: CacheKey,
         policy: StorePolicy,
         recheck: Recheck,
+        kind: FlightKind,
         leader: Option<oneshot::Sender<Fetch>>,
         fetch: Option<HttpFetch>,
     ) -> (watch::Receiver<Option<RegenOutcome>>, bool) {
@@ -331,17 +412,23 @@ impl Regenerator {
             .in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(rx) = in_flight.get(&key) {
-            return (rx.clone(), false);
+        if let Some(flight) = in_flight.get(&key) {
+            return (flight.outcome.clone(), false);
         }
         let (tx, rx) = watch::channel(None);
-        in_flight.insert(key.clone(), rx.clone());
+        let flight = Flight {
+            outcome: rx.clone(),
+            kind,
+            started_at: self.inner.clock.now(),
+            started: Instant::now(),
+        };
+        in_flight.insert(key.clone(), flight);
         drop(in_flight);
         let guard = InFlightGuard {
             inner: self.inner.clone(),
             key,
         };
-        tokio::spawn(fly(guard, policy, recheck, tx, leader, fetch));
+        tokio::spawn(fly(guard, policy, recheck, kind, tx, leader, fetch));
         (rx, true)
     }
 
@@ -379,6 +466,7 @@ async fn fly(
     guard: InFlightGuard,
     policy: StorePolicy,
     recheck: Recheck,
+    kind: FlightKind,
     tx: watch::Sender<Option<RegenOutcome>>,
     leader: Option<oneshot::Sender<Fetch>>,
     fetch: Option<HttpFetch>,
@@ -386,18 +474,41 @@ async fn fly(
     let inner = &guard.inner;
     let key = &guard.key;
     let started = inner.clock.now();
-    let (shared, own) = match already_newer(inner, key, recheck).await {
-        Some(entry) => (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry)),
+    let timer = Instant::now();
+    let (shared, own, source) = match already_newer(inner, key, recheck).await {
+        Some(entry) => (
+            RegenOutcome::Stored(entry.clone()),
+            Fetch::Stored(entry),
+            RegenResult::AlreadyFresh,
+        ),
         None => match fleet::take_turn(inner, key, recheck, started).await {
-            fleet::Turn::Shared(entry) => (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry)),
+            fleet::Turn::Shared(entry) => (
+                RegenOutcome::Stored(entry.clone()),
+                Fetch::Stored(entry),
+                RegenResult::FromFleet,
+            ),
             fleet::Turn::Render(lock) => {
-                let rendered = fetch_and_store(inner, key, &policy, fetch.as_ref()).await;
+                let (shared, own) = fetch_and_store(inner, key, &policy, fetch.as_ref()).await;
                 // Released after the page's write to the shared tier was queued, so it lands first.
                 drop(lock);
-                rendered
+                (shared, own, RegenResult::Stored)
             }
         },
     };
+    let result = match &shared {
+        RegenOutcome::Stored(_) => source,
+        RegenOutcome::NotStored(reason) => RegenResult::NotStored(*reason),
+        RegenOutcome::Failed(err) => RegenResult::Failed(err.clone()),
+        RegenOutcome::GaveUp => RegenResult::GaveUp,
+    };
+    inner.metrics.record_regeneration(result.as_str());
+    inner.flights.history.record(RegenRecord {
+        key: key.clone(),
+        kind,
+        started_at: started,
+        duration: timer.elapsed(),
+        result,
+    });
     tx.send_replace(Some(shared));
     if let Some(leader) = leader {
         let _ = leader.send(own);
@@ -429,7 +540,7 @@ async fn fetch_and_store(
     }
     // A page's age counts from when it was requested (RFC 9111 §4.2.3), which also orders racing writers.
     let requested_at = inner.clock.now();
-    match inner.origin.fetch(key, &FetchRequest::default()).await {
+    match fetch_from_origin(inner, key, policy, &FetchRequest::default()).await {
         Ok(Fetched::Complete(page)) if page.status.is_server_error() => {
             record_failure(inner, key);
             tracing::warn!(key = %key, status = page.status.as_u16(), "origin answered an error; keeping the last good page");
@@ -459,21 +570,27 @@ async fn fetch_and_store(
                 }
             }
         }
-        Ok(Fetched::Oversized(oversized)) => {
-            clear_failure(inner, key);
-            tracing::debug!(key = %key, "origin response larger than max_entry_size; streamed, not stored");
-            (
-                RegenOutcome::NotStored(BypassReason::TooLarge),
-                Fetch::Oversized(oversized),
-            )
-        }
-        Err(err) => {
-            record_failure(inner, key);
-            tracing::warn!(key = %key, error = %err, "regeneration failed; keeping the last good page");
-            let err = Arc::new(err);
-            (RegenOutcome::Failed(err.clone()), Fetch::Failed(err))
-        }
+        Ok(Fetched::Oversized(oversized)) => too_large(inner, key, oversized),
+        Err(err) => failed(inner, key, err),
     }
+}
+
+/// A response larger than `max_entry_size`: streamed to the requesting client, never stored.
+fn too_large(inner: &Inner, key: &CacheKey, oversized: Oversized) -> (RegenOutcome, Fetch) {
+    clear_failure(inner, key);
+    tracing::debug!(key = %key, "origin response larger than max_entry_size; streamed, not stored");
+    (
+        RegenOutcome::NotStored(BypassReason::TooLarge),
+        Fetch::Oversized(oversized),
+    )
+}
+
+/// An origin fetch that failed: recorded for `retry_after`; whatever is stored stays.
+fn failed(inner: &Inner, key: &CacheKey, err: OriginError) -> (RegenOutcome, Fetch) {
+    record_failure(inner, key);
+    tracing::warn!(key = %key, error = %err, "origin fetch failed; keeping the last good page");
+    let err = Arc::new(err);
+    (RegenOutcome::Failed(err.clone()), Fetch::Failed(err))
 }
 
 /// Compresses `entry` and stores it under `key`; returns what is stored now (a newer page stored meanwhile wins).
@@ -486,6 +603,22 @@ async fn store(inner: &Inner, key: &CacheKey, entry: Entry) -> Arc<Entry> {
         tracing::debug!(key = %key, "a newer page was stored meanwhile; keeping it");
         inner.cache.get(key).await.unwrap_or(entry)
     }
+}
+
+/// Fetches `key` from the origin, recording the render time under the route (not for a fetch shed for lack of an
+/// origin slot: it never reached the origin).
+async fn fetch_from_origin(
+    inner: &Inner,
+    key: &CacheKey,
+    policy: &StorePolicy,
+    request: &FetchRequest,
+) -> Result<Fetched, OriginError> {
+    let timer = Instant::now();
+    let fetched = inner.origin.fetch(key, request).await;
+    if !matches!(fetched, Err(OriginError::Busy(_))) {
+        inner.metrics.record_render(&policy.route, timer.elapsed());
+    }
+    fetched
 }
 
 /// Adds gzip and brotli forms to a compressible entry, once per generation, so that no request ever compresses.

@@ -77,35 +77,66 @@ impl RevalidateError {
     }
 }
 
-/// A revalidation request, from the JSON body and/or the query string.
-#[derive(Debug, Default, Deserialize)]
+/// A revalidation request: the endpoint's JSON body (merged with its query form), and what
+/// `isr-proxy revalidate` sends.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Order {
+pub struct RevalidateRequest {
+    /// Paths to regenerate now (or purge).
     #[serde(default)]
-    paths: Vec<String>,
+    pub paths: Vec<String>,
+    /// Tags whose pages to mark stale (or purge).
     #[serde(default)]
-    tags: Vec<String>,
+    pub tags: Vec<String>,
+    /// Remove instead of regenerating or marking stale.
     #[serde(default)]
-    purge: bool,
+    pub purge: bool,
     /// The site whose pages and tags are meant (host-specific routes); paths given as full URLs carry their own.
-    #[serde(default)]
-    host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// What happened to one path.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-enum PathResult {
-    Done(&'static str),
-    Error { error: String },
+pub enum PathResult {
+    /// Done, one way or another.
+    Done(PathDone),
+    /// Not done; the text says why (the last good page is kept, unless it says otherwise).
+    Error {
+        /// Why.
+        error: String,
+    },
 }
 
-#[derive(Debug, Serialize)]
-struct Report {
-    revalidated: bool,
-    now: u128,
-    paths: BTreeMap<String, PathResult>,
-    tags: BTreeMap<String, usize>,
+/// A path revalidated without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PathDone {
+    /// Rendered and stored now.
+    #[serde(rename = "regenerated")]
+    Regenerated,
+    /// No cached route covers the path: nothing to do.
+    #[serde(rename = "skipped")]
+    Skipped,
+    /// Removed.
+    #[serde(rename = "purged")]
+    Purged,
+    /// Nothing to remove.
+    #[serde(rename = "not cached")]
+    NotCached,
+}
+
+/// The endpoint's answer (200 when every path succeeded, else 502).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevalidateReport {
+    /// Every path succeeded.
+    pub revalidated: bool,
+    /// When (Unix milliseconds).
+    pub now: u64,
+    /// Per path, as given.
+    pub paths: BTreeMap<String, PathResult>,
+    /// Per tag: the pages found (marked stale, or purged).
+    pub tags: BTreeMap<String, usize>,
 }
 
 /// The endpoint and the trigger, with what they act on.
@@ -170,7 +201,7 @@ impl Revalidator {
         if request.method() != Method::POST {
             return Err(RevalidateError::Method);
         }
-        let mut order = Order::default();
+        let mut order = RevalidateRequest::default();
         let mut secret = bearer(request.headers()).map(<[u8]>::to_vec);
         for (name, value) in form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes()) {
             match &*name {
@@ -187,7 +218,7 @@ impl Revalidator {
         }
         let body = read_body(request.into_body()).await?;
         if !body.iter().all(u8::is_ascii_whitespace) {
-            let from_body: Order = serde_json::from_slice(&body)
+            let from_body: RevalidateRequest = serde_json::from_slice(&body)
                 .map_err(|err| RevalidateError::BadRequest(format!("malformed JSON body: {err}")))?;
             order.paths.extend(from_body.paths);
             order.tags.extend(from_body.tags);
@@ -198,7 +229,7 @@ impl Revalidator {
         Ok(self.execute(order).await)
     }
 
-    async fn execute(&self, order: Order) -> Response<Body> {
+    async fn execute(&self, order: RevalidateRequest) -> Response<Body> {
         let mut tasks = JoinSet::new();
         let mut paths = BTreeMap::new();
         // Validated: a host that does not normalise was refused with 400.
@@ -212,7 +243,7 @@ impl Revalidator {
             };
             let Some(matched) = matched else {
                 self.metrics.record_revalidation(kind, "skipped");
-                paths.insert(path, PathResult::Done("skipped"));
+                paths.insert(path, PathResult::Done(PathDone::Skipped));
                 continue;
             };
             let (regen, cache, purge) = (self.regen.clone(), self.cache.clone(), order.purge);
@@ -229,13 +260,13 @@ impl Revalidator {
             tasks.spawn(async move {
                 let (result, label) = if purge {
                     if cache.remove(&matched.key).await {
-                        (PathResult::Done("purged"), "purged")
+                        (PathResult::Done(PathDone::Purged), "purged")
                     } else {
-                        (PathResult::Done("not cached"), "not_cached")
+                        (PathResult::Done(PathDone::NotCached), "not_cached")
                     }
                 } else {
                     match regen.regenerate(matched.key.clone(), matched.rule.store_policy()).await {
-                        RegenOutcome::Stored(_) => (PathResult::Done("regenerated"), "regenerated"),
+                        RegenOutcome::Stored(_) => (PathResult::Done(PathDone::Regenerated), "regenerated"),
                         RegenOutcome::NotStored(reason) => {
                             // The origin's new answer may not be shared; the old page must not outlive it.
                             cache.remove(&matched.key).await;
@@ -286,9 +317,9 @@ impl Revalidator {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        let report = Report {
+        let report = RevalidateReport {
             revalidated: !failed,
-            now,
+            now: u64::try_from(now).unwrap_or(u64::MAX),
             paths,
             tags,
         };
@@ -315,7 +346,7 @@ async fn read_body(body: Incoming) -> Result<Bytes, RevalidateError> {
     }
 }
 
-fn validate(order: &Order) -> Result<(), RevalidateError> {
+fn validate(order: &RevalidateRequest) -> Result<(), RevalidateError> {
     let bad = |reason: String| Err(RevalidateError::BadRequest(reason));
     if order.paths.is_empty() && order.tags.is_empty() {
         return bad("give at least one path or tag".to_owned());
@@ -363,8 +394,18 @@ mod tests {
     }
 
     #[test]
+    fn reports_keep_their_wire_form_and_read_back() {
+        let text = r#"{"revalidated":false,"now":1795430400000,"paths":{"/a":"regenerated","/b":"not cached","/c":{"error":"origin answered 500 Internal Server Error; last good page kept"}},"tags":{"blog":3}}"#;
+        let report: RevalidateReport = serde_json::from_str(text).expect("reads");
+        assert_eq!(report.paths["/a"], PathResult::Done(PathDone::Regenerated));
+        assert_eq!(report.paths["/b"], PathResult::Done(PathDone::NotCached));
+        assert!(matches!(&report.paths["/c"], PathResult::Error { error } if error.starts_with("origin answered 500")));
+        assert_eq!(serde_json::to_string(&report).expect("writes"), text);
+    }
+
+    #[test]
     fn orders_are_validated() {
-        let order = |paths: &[&str], tags: &[&str]| Order {
+        let order = |paths: &[&str], tags: &[&str]| RevalidateRequest {
             paths: paths.iter().map(|p| p.to_string()).collect(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             purge: false,
@@ -375,7 +416,7 @@ mod tests {
         assert!(validate(&order(&[], &[])).is_err());
         assert!(validate(&order(&["a"], &[])).is_err());
         assert!(validate(&order(&["https://shop.example.com/a"], &[])).is_ok());
-        let bad_host = Order {
+        let bad_host = RevalidateRequest {
             host: Some("not a host".into()),
             ..order(&["/a"], &[])
         };

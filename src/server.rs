@@ -32,6 +32,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
+use crate::metrics::ConnectionGuard;
 use crate::proxy::Proxy;
 use crate::reload::LiveProxy;
 use crate::response::Body;
@@ -96,23 +97,27 @@ pub async fn run_live(
         let proxy = handler_live.current();
         async move { proxy.handle(request, client).await }
     };
+    let counted = live.clone();
+    let on_connect = move || Some(counted.current().metrics().connection_opened());
     // While draining, `/health` says so: a load balancer stops sending new connections.
     let draining_live = live.clone();
     let shutdown = async move {
         shutdown.await;
         draining_live.current().set_serving(false);
     };
-    serve(listener, handler, shutdown, &limits).await;
+    serve(listener, handler, shutdown, &limits, on_connect).await;
     live.current().stop().await;
 }
 
 /// Serves `listener` with `handler` under `limits` until `shutdown` resolves, then drains for
-/// `limits.shutdown_timeout`. Shared by the public listener and the admin listener.
+/// `limits.shutdown_timeout`. Shared by the public listener and the admin listener. `on_connect` may hand out a
+/// guard held for as long as each connection is open (the public listener's connection gauge).
 pub(crate) async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
     shutdown: impl Future<Output = ()>,
     limits: &ServerConfig,
+    on_connect: impl Fn() -> Option<ConnectionGuard>,
 ) where
     H: Fn(Request<Incoming>, std::net::SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
@@ -146,16 +151,22 @@ pub(crate) async fn serve<H, F>(
             &graceful,
             &builder,
             handler.clone(),
-            stream,
-            client,
-            Some(permit),
+            (stream, client),
+            (Some(permit), on_connect()),
             limits,
         );
     }
     // Connections the kernel has queued but not handed over yet would be reset when the listener closes (with
     // `SO_REUSEPORT`, a successor is already accepting the new ones): serve them before closing.
-    for (stream, client) in queued_connections(listener) {
-        serve_connection(&graceful, &builder, handler.clone(), stream, client, None, limits);
+    for accepted in queued_connections(listener) {
+        serve_connection(
+            &graceful,
+            &builder,
+            handler.clone(),
+            accepted,
+            (None, on_connect()),
+            limits,
+        );
     }
     if limits.reuse_port {
         // hyper's graceful shutdown closes a connection that has not sent a whole request yet: give the ones
@@ -171,15 +182,18 @@ pub(crate) async fn serve<H, F>(
     }
 }
 
-/// Serves one accepted connection in its own task, watched by `graceful` and the connection watchdog; `permit`
-/// is its `max_connections` slot.
+/// A connection's `max_connections` slot (none for one taken from the queue at shutdown) and its guard in the
+/// connection gauge.
+type ConnectionHolds = (Option<tokio::sync::OwnedSemaphorePermit>, Option<ConnectionGuard>);
+
+/// Serves one accepted connection in its own task, watched by `graceful` and the connection watchdog; `holds`
+/// live as long as the connection.
 fn serve_connection<H, F>(
     graceful: &GracefulShutdown,
     builder: &auto::Builder<TokioExecutor>,
     handler: H,
-    stream: TcpStream,
-    client: std::net::SocketAddr,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    (stream, client): (TcpStream, std::net::SocketAddr),
+    (permit, open): ConnectionHolds,
     limits: &ServerConfig,
 ) where
     H: Fn(Request<Incoming>, std::net::SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -207,6 +221,7 @@ fn serve_connection<H, F>(
     let (header_read_timeout, idle_timeout) = (limits.header_read_timeout, limits.idle_timeout);
     tokio::spawn(async move {
         let _permit = permit;
+        let _open = open;
         tokio::select! {
             result = connection => if let Err(err) = result {
                 tracing::debug!(error = %err, client = %client, "connection ended with an error");

@@ -1,16 +1,14 @@
-//! The admin listener: `/metrics` counts what the proxy did, `/health` reports its state, and nothing else is
-//! served there.
+//! The admin listener: `/metrics` counts what the proxy did, `/health` reports its state, and nothing but the
+//! admin paths is served there. The views into the cache are in `admin_cache.rs`.
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::admin::AdminHandle;
 use common::{ProxyHandle, TestClient, TestOrigin, spawn_proxy, spawn_proxy_with, within};
 use http::StatusCode;
 use isr_proxy::config::Token;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 const CONFIG: &str = r#"
 [origin]
@@ -22,15 +20,10 @@ path = "/blog/:slug"
 revalidate = 60
 "#;
 
-/// An admin listener for `proxy` on loopback; it stops when the returned sender is dropped.
-async fn spawn_admin(proxy: &ProxyHandle) -> (TestClient, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-    let addr: SocketAddr = listener.local_addr().expect("admin address");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(isr_proxy::run_admin(listener, proxy.proxy.clone(), async {
-        let _ = stopped.await;
-    }));
-    (TestClient::new(addr), stop)
+/// An admin listener for `proxy`, as its client; it stops when the handle is dropped.
+async fn spawn_admin(proxy: &ProxyHandle) -> (TestClient, AdminHandle) {
+    let admin = common::admin::spawn_admin(proxy).await;
+    (admin.client.clone(), admin)
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -163,7 +156,7 @@ async fn health_reports_cache_origin_and_prerender_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn admin_serves_only_its_two_paths_and_only_reads() {
+async fn admin_serves_only_its_paths_and_only_reads() {
     let origin = TestOrigin::new().start().await;
     let proxy = spawn_proxy(CONFIG, &origin).await;
     let (admin, _stop) = spawn_admin(&proxy).await;
@@ -171,16 +164,67 @@ async fn admin_serves_only_its_two_paths_and_only_reads() {
     for path in ["/", "/blog/a", "/metrics/x", "/_isr/revalidate"] {
         assert_eq!(admin.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
     }
-    for path in ["/metrics", "/health"] {
+    for path in [
+        "/metrics",
+        "/health",
+        "/stats",
+        "/cache",
+        "/cache/entry",
+        "/regenerations",
+    ] {
         let r = admin.post(path, "x").await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
         assert_eq!(r.header("allow"), Some("GET, HEAD"));
-        assert_eq!(admin.head(path).await.status, StatusCode::OK, "{path}");
+        let head = admin.head(path).await.status;
+        let expected = if path == "/cache/entry" {
+            StatusCode::BAD_REQUEST // needs ?path=
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(head, expected, "{path}");
     }
     assert_eq!(origin.renders("/blog/a"), 0, "admin requests never reach the origin");
     assert_eq!(
         proxy.client.get("/metrics").await.cache(),
         "BYPASS",
         "the public listener does not serve metrics"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_bypass_reasons_render_time_by_route_and_connections() {
+    let origin = TestOrigin::new()
+        .header("/blog/cookie", "set-cookie", "session=1")
+        .start()
+        .await;
+    let config = format!("{CONFIG}\n[[route]]\npath = \"/api/*rest\"\ncache = false\n");
+    let proxy = spawn_proxy(&config, &origin).await;
+    let (admin, _stop) = spawn_admin(&proxy).await;
+
+    assert_eq!(proxy.client.get("/blog/a").await.cache(), "MISS");
+    assert_eq!(proxy.client.get("/blog/cookie").await.cache(), "BYPASS");
+    assert_eq!(proxy.client.get("/api/x").await.cache(), "BYPASS");
+    assert_eq!(proxy.client.get("/other").await.cache(), "BYPASS");
+    assert_eq!(proxy.client.post("/blog/a", "x").await.cache(), "BYPASS");
+    let authorized = proxy.client.get("/blog/a").header("authorization", "Bearer u").await;
+    assert_eq!(authorized.cache(), "BYPASS");
+
+    let text = admin.get("/metrics").await.text;
+    for reason in ["set-cookie", "route-not-cached", "no-route", "method", "authorization"] {
+        let name = format!("isr_bypass_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&text, &name), 1.0, "{name}");
+    }
+    assert_eq!(sample(&text, "isr_bypass_total{reason=\"private\"}"), 0.0);
+    assert_eq!(
+        sample(&text, "isr_origin_render_seconds_count{route=\"/blog/:slug\"}"),
+        2.0,
+        "both renders under the route, the uncacheable one too"
+    );
+    assert_eq!(sample(&text, "isr_regenerations_total{result=\"stored\"}"), 1.0);
+    assert_eq!(sample(&text, "isr_regenerations_total{result=\"not_stored\"}"), 1.0);
+    assert_eq!(sample(&text, "isr_cache_max_bytes"), 256.0 * 1024.0 * 1024.0);
+    assert!(
+        sample(&text, "isr_client_connections") >= 1.0,
+        "the test client's pooled connection is open"
     );
 }

@@ -3,10 +3,14 @@
 //! A stand-in for any server-rendered app: every page is "rendered" on each request (it sleeps `delay` to make
 //! the render cost visible) and shows a per-path render counter and the render time, so you can tell from the
 //! response which render the proxy served you. Blog pages carry `x-isr-tags` for revalidation by tag.
+//!
+//! To rehearse an incident, `POST /_demo/fail` makes every page render answer 500 (as an app whose database is
+//! down would) until `POST /_demo/recover`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +34,8 @@ pub(crate) const POSTS: [&str; 3] = ["hello-world", "what-is-isr", "stale-while-
 pub(crate) struct DemoOrigin {
     delay: Duration,
     renders: Mutex<HashMap<String, u64>>,
+    /// Set by `POST /_demo/fail`: page renders answer 500.
+    failing: AtomicBool,
 }
 
 impl DemoOrigin {
@@ -38,6 +44,7 @@ impl DemoOrigin {
         Arc::new(Self {
             delay,
             renders: Mutex::default(),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -69,6 +76,16 @@ impl DemoOrigin {
 
     async fn handle(&self, request: Request<Incoming>, client: SocketAddr) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_owned();
+        if request.method() == Method::POST && (path == "/_demo/fail" || path == "/_demo/recover") {
+            let failing = path == "/_demo/fail";
+            self.failing.store(failing, Ordering::Relaxed);
+            println!(
+                "origin: page renders now {}",
+                if failing { "fail with 500" } else { "succeed" }
+            );
+            let state = if failing { "failing" } else { "recovered" };
+            return text(StatusCode::OK, "text/plain", format!("origin {state}\n"));
+        }
         if request.method() != Method::GET && request.method() != Method::HEAD {
             println!("origin: {} {path} -> 405", request.method());
             return text(
@@ -106,6 +123,14 @@ impl DemoOrigin {
 
         let started = Instant::now();
         tokio::time::sleep(self.delay).await;
+        if self.failing.load(Ordering::Relaxed) {
+            println!("origin: GET {path} -> 500 (failing; POST /_demo/recover to fix)");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "database unavailable\n".to_owned(),
+            );
+        }
         let render = self.count_render(&path);
         let at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let (body, tags) = match slug {

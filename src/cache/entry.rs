@@ -24,7 +24,7 @@ use http::{HeaderMap, StatusCode};
 
 pub use coding::{BodyCoding, Encoded, Encodings, Representation};
 use coding::{add_vary_accept_encoding, etag_with_suffix};
-use stored_headers::{UNSTORED_HEADERS, UNSTORED_HTTP_HEADERS, detach_values, take_tags};
+use stored_headers::{REPLACED_ON_TIME_BASED, UNSTORED_HTTP_HEADERS, detach_values, take_tags};
 pub use stored_headers::{freshen_headers, strip_connection_listed};
 
 use crate::cache::key::VaryValues;
@@ -130,7 +130,7 @@ impl Entry {
         detach_values(&mut headers);
         let tags = take_tags(&mut headers, &[tags_header, &NEXT_TAGS_HEADER]);
         strip_connection_listed(&mut headers);
-        for name in &UNSTORED_HEADERS {
+        for name in UNSTORED_HTTP_HEADERS.iter().chain(&REPLACED_ON_TIME_BASED) {
             headers.remove(name);
         }
         let etag = etag_for(&body);
@@ -175,6 +175,12 @@ impl Entry {
         strip_connection_listed(&mut headers);
         for name in &UNSTORED_HTTP_HEADERS {
             headers.remove(name);
+        }
+        if !headers.contains_key(header::DATE)
+            && let Ok(date) = HeaderValue::try_from(httpdate::fmt_http_date(generated_at))
+        {
+            // RFC 9110 §6.6.1: a cache that stores a response without `Date` adds one.
+            headers.insert(header::DATE, date);
         }
         Self::http(status, headers, body, generated_at, meta, expire, tags)
     }

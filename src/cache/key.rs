@@ -85,6 +85,36 @@ impl PartialEq for CacheKey {
 
 impl Eq for CacheKey {}
 
+/// Keys sort by path and query, then by variant headers, then by `Vary` values, so that every key under a path
+/// prefix is one contiguous range of an ordered index (the admin listing pages through it without a scan), with
+/// a page's variants right after it. Consistent with `Eq`.
+impl Ord for CacheKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        fn variant(key: &CacheKey) -> impl Iterator<Item = (&[u8], &[u8])> {
+            let variant = key.0.variant.iter();
+            variant.map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
+        }
+        fn vary(key: &CacheKey) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+            let vary = key.0.vary.iter();
+            vary.map(|(name, value)| (name.as_str().as_bytes(), value.as_ref().map(HeaderValue::as_bytes)))
+        }
+        self.0
+            .path_and_query
+            .cmp(&other.0.path_and_query)
+            .then_with(|| variant(self).cmp(variant(other)))
+            .then_with(|| vary(self).cmp(vary(other)))
+    }
+}
+
+impl PartialOrd for CacheKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.0.hash);
@@ -247,6 +277,62 @@ impl CacheKey {
         &self.0.variant
     }
 
+    /// The key as one line of text per part, which [`CacheKey::from_cursor`] reads back: the path and query, then
+    /// `\n<name>: <value>` per variant header, then `\nvary <name>: <value>` (or `\nvary <name>` for an absent
+    /// header) per `Vary` value, then `\nhost <host>` for a host-specific key. A newline occurs in neither a
+    /// request path nor a header value, and a header name has no space, so the form is unambiguous; it is the
+    /// admin listing's page cursor.
+    pub fn to_cursor(&self) -> String {
+        let mut text = self.path_and_query().to_owned();
+        let lossy = |value: &HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
+        for (name, value) in self.variant() {
+            text.push_str(&format!("\n{name}: {}", lossy(value)));
+        }
+        for (name, value) in self.vary() {
+            match value {
+                Some(value) => text.push_str(&format!("\nvary {name}: {}", lossy(value))),
+                None => text.push_str(&format!("\nvary {name}")),
+            }
+        }
+        if let Some(host) = self.host() {
+            text.push_str(&format!("\nhost {host}"));
+        }
+        text
+    }
+
+    /// Reads [`CacheKey::to_cursor`]'s form back; `None` if it is not one.
+    pub fn from_cursor(text: &str) -> Option<Self> {
+        let mut lines = text.split('\n');
+        let path_and_query = lines.next().filter(|pq| pq.starts_with('/'))?;
+        let header = |name: &str| HeaderName::from_bytes(name.as_bytes()).ok();
+        let mut variant = Vec::new();
+        let mut vary = Vec::new();
+        let mut host = None;
+        for line in lines {
+            if let Some(name) = line.strip_prefix("host ") {
+                host = Some(Box::from(name));
+                continue;
+            }
+            match line.strip_prefix("vary ") {
+                Some(part) => match part.split_once(": ") {
+                    Some((name, value)) => vary.push((header(name)?, Some(HeaderValue::from_str(value).ok()?))),
+                    None => vary.push((header(part)?, None)),
+                },
+                None => {
+                    let (name, value) = line.split_once(": ")?;
+                    variant.push((header(name)?, HeaderValue::from_str(value).ok()?));
+                }
+            }
+        }
+        Some(Self::from_parts(KeyParts {
+            hash: 0,
+            host,
+            path_and_query: path_and_query.into(),
+            variant: variant.into_boxed_slice(),
+            vary: vary.into_boxed_slice(),
+        }))
+    }
+
     /// Approximate bytes this key occupies, for the cache weigher.
     pub fn weight(&self) -> usize {
         let variant: usize = self.0.variant.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
@@ -300,6 +386,62 @@ mod tests {
         assert_ne!(html, flight, "an RSC payload must never be served for an HTML request");
         assert_eq!(flight.variant().len(), 1, "only variant headers are keyed");
         assert_eq!(flight.to_string(), "/blog/a [rsc: 1]");
+    }
+
+    #[test]
+    fn cursors_read_back_as_the_same_key() {
+        let mut rsc = HeaderMap::new();
+        rsc.insert("rsc", HeaderValue::from_static("1"));
+        rsc.insert("next-url", HeaderValue::from_static("/blog"));
+        for key in [
+            CacheKey::new("/blog/a", None, Vec::new()),
+            CacheKey::new("/list", Some("page=2&sort=asc"), Vec::new()),
+            CacheKey::new("/blog/a", Some("_rsc=x1"), CacheKey::variant_of(&rsc)),
+            CacheKey::new("/blog/a", None, Vec::new()).with_vary(Box::new([
+                (
+                    HeaderName::from_static("accept-language"),
+                    Some(HeaderValue::from_static("en")),
+                ),
+                (HeaderName::from_static("x-absent"), None),
+            ])),
+        ] {
+            assert_eq!(CacheKey::from_cursor(&key.to_cursor()), Some(key.clone()), "{key}");
+        }
+        for bad in ["", "blog", "/a\nno-colon", "/a\nbad name: 1"] {
+            assert_eq!(CacheKey::from_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_sort_by_path_then_variant() {
+        let rsc = vec![(HeaderName::from_static("rsc"), HeaderValue::from_static("1"))];
+        let mut keys = [
+            CacheKey::new("/b", None, Vec::new()),
+            CacheKey::new("/a", None, rsc.clone()),
+            CacheKey::new("/a", Some("x=1"), Vec::new()),
+            CacheKey::new("/a", None, Vec::new()),
+        ];
+        keys.sort();
+        let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["/a", "/a [rsc: 1]", "/a?x=1", "/b"]);
+        let language = |value: Option<&'static str>| {
+            let value = value.map(HeaderValue::from_static);
+            CacheKey::new("/a", None, Vec::new())
+                .with_vary(Box::new([(HeaderName::from_static("accept-language"), value)]))
+        };
+        assert!(language(None) < language(Some("de")) && language(Some("de")) < language(Some("en")));
+        assert!(
+            CacheKey::new("/a", None, Vec::new()) < language(None),
+            "a page's Vary variants follow it"
+        );
+        assert_ne!(
+            language(Some("de")).cmp(&language(Some("en"))),
+            std::cmp::Ordering::Equal
+        );
+        assert_eq!(
+            CacheKey::new("/a", None, rsc.clone()).cmp(&CacheKey::new("/a", None, rsc)),
+            std::cmp::Ordering::Equal
+        );
     }
 
     #[test]

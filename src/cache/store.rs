@@ -35,6 +35,12 @@ pub trait Store: Send + Sync {
     fn name(&self) -> &'static str {
         "tier"
     }
+    /// Which of `keys` the tier holds, in order, for the admin listing; `None` when it cannot tell now (the
+    /// default, and Redis during an outage). One cheap check per key: no page is read.
+    fn holds<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Option<Vec<bool>>> {
+        let _ = keys;
+        Box::pin(async { None })
+    }
     /// Whether the tier works right now, for `/health`. A tier that cannot lose its backend (a local disk)
     /// keeps the default; a networked one (Redis) reports its connection.
     fn is_up(&self) -> bool {

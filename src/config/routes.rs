@@ -205,6 +205,20 @@ impl RawRoute {
                 "missing: give seconds, a duration like \"5m\", or false (on demand only); or set `cache = false`",
             ));
         }
+        if self.revalidate.as_ref().is_some_and(|r| r.0 == Revalidate::Origin) {
+            // The origin's headers are the rule on these routes: keys that would override them mean nothing.
+            let overriding = [
+                ("not_found_revalidate", self.not_found_revalidate.is_some()),
+                ("origin_cache_control", self.origin_cache_control.is_some()),
+            ];
+            if let Some((key, _)) = overriding.iter().find(|(_, set)| *set) {
+                return Err(invalid(
+                    &format!("route[{i}].{key}"),
+                    line,
+                    "has no effect with `revalidate = \"origin\"`: the origin's own headers decide (RFC 9111)",
+                ));
+            }
+        }
         let fallback = self.fallback.map_or(Fallback::Blocking, |f| f.0);
         let fallback_page = match self.fallback_page {
             Some(page) if !page.get_ref().starts_with('/') => {

@@ -103,6 +103,14 @@ fn bad_configs_name_the_key_and_line() {
             &["cache.max_entry_size"],
         ),
         ("listen = \"nowhere\"\n", &["listen"]),
+        (
+            "[[route]]\npath = \"/a\"\nrevalidate = \"origin\"\nnot_found_revalidate = 5\n",
+            &["route[0].not_found_revalidate", "no effect", "origin"],
+        ),
+        (
+            "[[route]]\npath = \"/a\"\nrevalidate = \"origin\"\norigin_cache_control = \"ignore\"\n",
+            &["route[0].origin_cache_control", "no effect"],
+        ),
     ];
     for (extra, needles) in cases {
         let text = error_text(extra);

@@ -110,25 +110,31 @@ impl ResponseDirectives {
     pub fn from_cache_control(headers: &HeaderMap) -> Self {
         let mut parsed = Self::default();
         for_each_directive(headers.get_all(CACHE_CONTROL).iter(), |name, argument| {
-            let seconds = || Seconds::from_argument(argument);
-            match name {
-                "max-age" => parsed.max_age = parsed.max_age.merge(seconds()),
-                "s-maxage" => parsed.s_maxage = parsed.s_maxage.merge(seconds()),
-                "stale-while-revalidate" => {
-                    parsed.stale_while_revalidate = parsed.stale_while_revalidate.merge(seconds());
-                }
-                "stale-if-error" => parsed.stale_if_error = parsed.stale_if_error.merge(seconds()),
-                "no-store" => parsed.no_store = true,
-                "no-cache" => parsed.no_cache = true,
-                "private" => parsed.private = true,
-                "public" => parsed.public = true,
-                "must-revalidate" => parsed.must_revalidate = true,
-                "proxy-revalidate" => parsed.proxy_revalidate = true,
-                "must-understand" => parsed.must_understand = true,
-                _ => {}
+            match parsed.slot(name) {
+                Some(Slot::Seconds(seconds)) => *seconds = seconds.merge(Seconds::from_argument(argument)),
+                Some(Slot::Flag(flag)) => *flag = true,
+                None => {}
             }
         });
         parsed
+    }
+
+    /// Where the directive `name` (lower-case) goes; `None` for directives isr-proxy does not act on.
+    fn slot(&mut self, name: &str) -> Option<Slot<'_>> {
+        Some(match name {
+            "max-age" => Slot::Seconds(&mut self.max_age),
+            "s-maxage" => Slot::Seconds(&mut self.s_maxage),
+            "stale-while-revalidate" => Slot::Seconds(&mut self.stale_while_revalidate),
+            "stale-if-error" => Slot::Seconds(&mut self.stale_if_error),
+            "no-store" => Slot::Flag(&mut self.no_store),
+            "no-cache" => Slot::Flag(&mut self.no_cache),
+            "private" => Slot::Flag(&mut self.private),
+            "public" => Slot::Flag(&mut self.public),
+            "must-revalidate" => Slot::Flag(&mut self.must_revalidate),
+            "proxy-revalidate" => Slot::Flag(&mut self.proxy_revalidate),
+            "must-understand" => Slot::Flag(&mut self.must_understand),
+            _ => return None,
+        })
     }
 
     /// `CDN-Cache-Control` as a Structured Field dictionary; `None` when absent or invalid (not a dictionary,
@@ -158,23 +164,22 @@ impl ResponseDirectives {
             // A boolean directive is on unless explicitly `?0`; a field-name argument qualifies it, which is
             // treated as unqualified (stricter), as for `Cache-Control`.
             let flag = item.and_then(sfv::BareItem::as_boolean).unwrap_or(true);
-            match key.as_str() {
-                "max-age" => parsed.max_age = seconds()?,
-                "s-maxage" => parsed.s_maxage = seconds()?,
-                "stale-while-revalidate" => parsed.stale_while_revalidate = seconds()?,
-                "stale-if-error" => parsed.stale_if_error = seconds()?,
-                "no-store" => parsed.no_store = flag,
-                "no-cache" => parsed.no_cache = flag,
-                "private" => parsed.private = flag,
-                "public" => parsed.public = flag,
-                "must-revalidate" => parsed.must_revalidate = flag,
-                "proxy-revalidate" => parsed.proxy_revalidate = flag,
-                "must-understand" => parsed.must_understand = flag,
-                _ => {}
+            match parsed.slot(key.as_str()) {
+                Some(Slot::Seconds(slot)) => *slot = seconds()?,
+                Some(Slot::Flag(slot)) => *slot = flag,
+                None => {}
             }
         }
         Some(parsed)
     }
+}
+
+/// A directive's place in [`ResponseDirectives`].
+enum Slot<'a> {
+    /// A delta-seconds directive.
+    Seconds(&'a mut Seconds),
+    /// A directive that is on or off.
+    Flag(&'a mut bool),
 }
 
 /// How far past its freshness a client accepts a stored response (`max-stale`).

@@ -24,10 +24,8 @@ use crate::cache::{CacheKey, Entry};
 use crate::http_cache::{self, OnError, RequestDirectives, Reuse};
 use crate::origin::OriginError;
 use crate::regen::{Fetch, HttpFetch};
-use crate::response::{
-    Body, CacheStatus, ProxyError, RequestFacts, entry_response, oversized_response, passed_response,
-};
-use crate::route::{Revalidate, RouteRule, normalize_path};
+use crate::response::{Body, CacheStatus, ProxyError, RequestFacts, entry_response};
+use crate::route::{Fallback, Revalidate, RouteRule, normalize_path};
 
 /// The target of an unsafe request, for invalidation once its response is in (RFC 9111 §4.4).
 pub(super) struct UnsafeTarget {
@@ -39,20 +37,29 @@ pub(super) struct UnsafeTarget {
 
 impl Proxy {
     /// Answers a GET or HEAD on a `revalidate = "origin"` route. `key` is the URL's primary key.
+    /// `crawler` as for time-based routes: a crawler never gets a `fallback = true` placeholder.
     pub(super) async fn serve_origin_mode(
         &self,
         headers: &HeaderMap,
         key: CacheKey,
         rule: &RouteRule,
         facts: &RequestFacts,
+        crawler: bool,
     ) -> Response<Body> {
         let directives = RequestDirectives::from_headers(headers);
-        let key = self.cache.variant_key(&key, headers);
+        let primary = key;
+        let key = self.cache.variant_key(&primary, headers);
         let Some(entry) = self.cache.get(&key).await.filter(|entry| entry.http.is_some()) else {
             if directives.only_if_cached {
                 return ProxyError::OnlyIfCached.into_response();
             }
-            return self.validate(key, rule, headers, &directives, None, facts).await;
+            return match rule.fallback {
+                Fallback::NotFound if !self.regen.is_known(&primary) => self.not_found(facts).await,
+                Fallback::Placeholder if !crawler => self.placeholder(primary, rule, facts).await,
+                Fallback::Blocking | Fallback::NotFound | Fallback::Placeholder => {
+                    self.validate(key, rule, headers, &directives, None, facts).await
+                }
+            };
         };
         let now = self.clock.now();
         let age = entry.age(now);
@@ -110,8 +117,8 @@ impl Proxy {
             }
             (Fetch::Failed(err), Some((old, on_error))) if allows_stale(on_error, &err) => stale(&old),
             (Fetch::GaveUp, Some((old, on_error))) if on_error.on_unreachable => stale(&old),
-            (Fetch::Passed(page, reason), _) => passed_response(page, reason, &self.tags_header),
-            (Fetch::Oversized(oversized), _) => oversized_response(oversized, &self.tags_header),
+            (Fetch::Passed(page, reason), _) => self.passed(page, reason),
+            (Fetch::Oversized(oversized), _) => self.oversized(oversized),
             (Fetch::Failed(err), _) => ProxyError::Origin(err).into_response(),
             (Fetch::GaveUp, _) => ProxyError::GaveUp.into_response(),
         }

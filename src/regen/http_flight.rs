@@ -6,13 +6,15 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::header::{HeaderName, LAST_MODIFIED};
+use http::header::{ETAG, HeaderName, LAST_MODIFIED};
 use http::{HeaderMap, StatusCode};
 
-use super::{Fetch, Inner, RegenOutcome, clear_failure, record_failure, store};
+use super::{Fetch, Inner, RegenOutcome, clear_failure, failed, record_failure, store, too_large};
 use crate::cache::entry::{HttpMeta, freshen_headers};
+use crate::cache::key::VaryValues;
 use crate::cache::{CacheKey, Entry};
 use crate::cacheability::{BypassReason, StorePolicy};
+use crate::http_cache::conditional::if_none_match_matches;
 use crate::http_cache::{self, Vary, origin_validators, selecting_values};
 use crate::origin::{FetchRequest, Fetched, OriginError, OriginPage};
 
@@ -51,9 +53,22 @@ impl HttpFetch {
         if http.selecting.is_empty() {
             return true;
         }
-        let names: Vec<HeaderName> = http.selecting.iter().map(|(name, _)| name.clone()).collect();
-        selecting_values(&names, &self.request) == http.selecting
+        selecting_values(&vary_names(&http.selecting), &self.request) == http.selecting
     }
+
+    /// The key of the variant this fetch's request selects among `entry`'s siblings (`entry` varies on request
+    /// headers), if it is not `key` already.
+    pub fn own_variant(&self, key: &CacheKey, entry: &Entry) -> Option<CacheKey> {
+        let http = entry.http.as_ref()?;
+        let own = key
+            .primary()
+            .with_vary(selecting_values(&vary_names(&http.selecting), &self.request));
+        (own != *key).then_some(own)
+    }
+}
+
+fn vary_names(selecting: &[(HeaderName, Option<http::HeaderValue>)]) -> Vec<HeaderName> {
+    selecting.iter().map(|(name, _)| name.clone()).collect()
 }
 
 pub(super) async fn fetch_and_store(
@@ -62,33 +77,94 @@ pub(super) async fn fetch_and_store(
     policy: &StorePolicy,
     fetch: &HttpFetch,
 ) -> (RegenOutcome, Fetch) {
-    let validators = fetch
-        .stored
-        .as_ref()
-        .map(|stored| origin_validators(stored.etag.iter(), stored.headers.get(LAST_MODIFIED)))
-        .unwrap_or_default();
+    // §4.3.1: the entity tags of every stored variant of the URL, the validated one first, so that a 304 can
+    // also say "another stored variant is right for this request".
+    let mut candidates: Vec<Arc<Entry>> = fetch.stored.iter().cloned().collect();
+    if !key.vary().is_empty() || inner.cache.vary_variant_count(&key.primary()) > 0 {
+        for (_, sibling) in inner.cache.url_entries(&key.primary()).await {
+            if sibling.etag.is_some() && !candidates.iter().any(|c| Arc::ptr_eq(c, &sibling)) {
+                candidates.push(sibling);
+            }
+        }
+    }
+    let validators = origin_validators(
+        candidates.iter().filter_map(|entry| entry.etag.as_ref()),
+        fetch
+            .stored
+            .as_ref()
+            .and_then(|stored| stored.headers.get(LAST_MODIFIED)),
+    );
+    let not_modified = |page| not_stored(key, page, BypassReason::Status(StatusCode::NOT_MODIFIED));
+    match fetch_once(inner, key, policy, fetch, validators, &candidates).await {
+        Ok(outcome) => outcome,
+        // A 304 that names none of the stored responses cannot be used: ask again, unconditionally.
+        Err(_) if !candidates.is_empty() => {
+            tracing::debug!(key = %key, "304 for no stored response; fetching in full");
+            fetch_once(inner, key, policy, fetch, Vec::new(), &[])
+                .await
+                .unwrap_or_else(not_modified)
+        }
+        // A 304 to an unconditional request: nothing to freshen; the client gets it as it is.
+        Err(page) => not_modified(page),
+    }
+}
+
+/// The stored response a `304` is about (§4.3.4): the one whose entity tag it carries, else the one being
+/// validated.
+fn selected_by(
+    not_modified: &HeaderMap,
+    validated: Option<&Arc<Entry>>,
+    candidates: &[Arc<Entry>],
+) -> Option<Arc<Entry>> {
+    match not_modified.get(ETAG) {
+        Some(tag) => candidates
+            .iter()
+            .find(|entry| {
+                entry
+                    .etag
+                    .as_ref()
+                    .is_some_and(|etag| if_none_match_matches(tag, Some(etag)))
+            })
+            .cloned(),
+        None => validated.cloned(),
+    }
+}
+
+/// One request to the origin with `validators`; `Err` holds a `304` that identifies none of `candidates`.
+async fn fetch_once(
+    inner: &Inner,
+    key: &CacheKey,
+    policy: &StorePolicy,
+    fetch: &HttpFetch,
+    validators: Vec<(HeaderName, http::HeaderValue)>,
+    candidates: &[Arc<Entry>],
+) -> Result<(RegenOutcome, Fetch), OriginPage> {
     let request = FetchRequest {
         headers: Some(fetch.request.clone()),
         validators,
     };
     let requested_at = inner.clock.now();
-    let fetched = inner.origin.fetch(key, &request).await;
+    let fetched = super::fetch_from_origin(inner, key, policy, &request).await;
     let response_time = inner.clock.now();
-    match fetched {
+    Ok(match fetched {
         Ok(Fetched::Complete(page)) if page.status == StatusCode::NOT_MODIFIED => {
             clear_failure(inner, key);
-            match &fetch.stored {
-                Some(stored) => freshen(inner, key, stored, page, requested_at, response_time).await,
-                // A 304 to an unconditional request: nothing to freshen; the client gets it as it is.
-                None => not_stored(key, page, BypassReason::Status(StatusCode::NOT_MODIFIED)),
-            }
+            let Some(chosen) = selected_by(&page.headers, fetch.stored.as_ref(), candidates) else {
+                return Err(page);
+            };
+            let selecting = chosen
+                .http
+                .as_ref()
+                .map(|http| selecting_values(&vary_names(&http.selecting), &fetch.request))
+                .unwrap_or_default();
+            freshen(inner, key, &chosen, selecting, page, requested_at, response_time).await
         }
         Ok(Fetched::Complete(page)) if page.status.is_server_error() => {
             record_failure(inner, key);
             let keeps_good = fetch.stored.as_ref().is_some_and(|s| !s.status.is_server_error());
             if !keeps_good && let Ok(decision) = http_cache::judge(page.status, &page.headers, response_time) {
                 // An error the origin itself declared cacheable, and no good response to keep instead.
-                return store_response(inner, key, policy, fetch, page, decision, requested_at).await;
+                return Ok(store_response(inner, key, policy, fetch, page, decision, requested_at).await);
             }
             tracing::warn!(key = %key, status = page.status.as_u16(), "origin answered an error");
             let err = Arc::new(OriginError::Status(page.status));
@@ -102,21 +178,9 @@ pub(super) async fn fetch_and_store(
                 Err(reason) => not_stored(key, page, reason),
             }
         }
-        Ok(Fetched::Oversized(oversized)) => {
-            clear_failure(inner, key);
-            tracing::debug!(key = %key, "origin response larger than max_entry_size; streamed, not stored");
-            (
-                RegenOutcome::NotStored(BypassReason::TooLarge),
-                Fetch::Oversized(oversized),
-            )
-        }
-        Err(err) => {
-            record_failure(inner, key);
-            tracing::warn!(key = %key, error = %err, "origin fetch failed");
-            let err = Arc::new(err);
-            (RegenOutcome::Failed(err.clone()), Fetch::Failed(err))
-        }
-    }
+        Ok(Fetched::Oversized(oversized)) => too_large(inner, key, oversized),
+        Err(err) => failed(inner, key, err),
+    })
 }
 
 /// Stores a storable response under its `Vary` variant's key (RFC 9111 §4.1), unless the request said
@@ -172,6 +236,7 @@ async fn freshen(
     inner: &Inner,
     key: &CacheKey,
     stored: &Entry,
+    selecting: VaryValues,
     not_modified: OriginPage,
     requested_at: SystemTime,
     response_time: SystemTime,
@@ -198,11 +263,7 @@ async fn freshen(
     let meta = HttpMeta {
         freshness: decision.freshness,
         initial_age: decision.initial_age,
-        selecting: stored
-            .http
-            .as_ref()
-            .map(|http| http.selecting.clone())
-            .unwrap_or_default(),
+        selecting,
     };
     let entry = Arc::new(stored.revalidated(headers, requested_at, meta, &inner.tags_header));
     let entry = if inner.cache.insert(key.clone(), entry.clone()).await {

@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
+pub(crate) mod admin;
 pub(crate) mod binary;
 pub(crate) mod fleet;
 pub(crate) mod raw;
@@ -37,15 +38,19 @@ pub(crate) mod tls;
 pub(crate) const ECHO_PATH: &str = "/echo";
 
 type RenderFn = Arc<dyn Fn(usize) -> String + Send + Sync>;
+type RequestRenderFn = Arc<dyn Fn(&HeaderMap, usize) -> String + Send + Sync>;
 
 /// How the origin answers one path.
 #[derive(Clone, Default)]
 struct PageSpec {
     render: Option<RenderFn>,
+    render_request: Option<RequestRenderFn>,
     status: Option<StatusCode>,
     latency: Duration,
     headers: Vec<(String, String)>,
     failing: Option<StatusCode>,
+    /// Answer conditional requests (`If-None-Match` or `If-Modified-Since`) with `304 Not Modified`.
+    not_modified: bool,
 }
 
 #[derive(Default)]
@@ -90,6 +95,16 @@ impl TestOrigin {
     /// Renders `path`'s body from its render number `n` (1, 2, ...).
     pub(crate) fn page(mut self, path: &str, render: impl Fn(usize) -> String + Send + Sync + 'static) -> Self {
         self.spec(path).render = Some(Arc::new(render));
+        self
+    }
+
+    /// Renders `path`'s body from the request's headers and its render number (an origin that varies).
+    pub(crate) fn page_for(
+        mut self,
+        path: &str,
+        render: impl Fn(&HeaderMap, usize) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.spec(path).render_request = Some(Arc::new(render));
         self
     }
 
@@ -184,6 +199,20 @@ impl OriginHandle {
         self.with_state(|s| s.pages.entry(path.to_owned()).or_default().failing = status);
     }
 
+    /// Replaces `path`'s response headers (`{n}` is the render number, as in [`TestOrigin::header`]).
+    pub(crate) fn set_headers(&self, path: &str, headers: &[(&str, &str)]) {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        self.with_state(|s| s.pages.entry(path.to_owned()).or_default().headers = headers);
+    }
+
+    /// Makes `path` answer conditional requests with `304 Not Modified` (and its headers), or stop doing so.
+    pub(crate) fn set_not_modified(&self, path: &str, not_modified: bool) {
+        self.with_state(|s| s.pages.entry(path.to_owned()).or_default().not_modified = not_modified);
+    }
+
     pub(crate) fn set_latency(&self, path: &str, latency: Duration) {
         self.with_state(|s| s.pages.entry(path.to_owned()).or_default().latency = latency);
     }
@@ -273,8 +302,15 @@ async fn respond(state: SharedState, request: Request<Incoming>) -> Result<Respo
     if !spec.latency.is_zero() {
         tokio::time::sleep(spec.latency).await;
     }
+    let conditional = request.headers().contains_key(http::header::IF_NONE_MATCH)
+        || request.headers().contains_key(http::header::IF_MODIFIED_SINCE);
     let (status, body) = if let Some(status) = spec.failing {
         (status, Bytes::from(format!("origin failing: {path} render {n}")))
+    } else if spec.not_modified && conditional {
+        (StatusCode::NOT_MODIFIED, Bytes::new())
+    } else if let Some(render) = &spec.render_request {
+        let text = render(request.headers(), n);
+        (spec.status.unwrap_or(StatusCode::OK), Bytes::from(text))
     } else if path == ECHO_PATH {
         let body = request.into_body().collect().await.map(|b| b.to_bytes());
         (StatusCode::OK, body.unwrap_or_default())
@@ -303,6 +339,18 @@ impl Drop for ActiveGuard {
         }
     }
 }
+
+/// A standards-mode (RFC 9111) setup: every path below `/std/` is cached as its origin's headers say, with
+/// every query parameter in the key, as cache-tests.fyi runs HTTP caches.
+pub(crate) const STANDARD_CONFIG: &str = r#"
+[origin]
+url = "{origin}"
+
+[[route]]
+path = "/std/*rest"
+revalidate = "origin"
+query = "keep"
+"#;
 
 /// The simplest cached setup: `/blog/:slug` fresh for 60 s in front of `{origin}`, everything else passed through.
 pub(crate) const BLOG_CONFIG: &str = r#"
@@ -413,6 +461,12 @@ impl TestClient {
 
     pub(crate) fn get(&self, path: &str) -> TestRequest {
         self.request(Method::GET, path, Full::default().boxed())
+    }
+
+    /// A request with any method (`PUT`, `DELETE`, extension methods) and no body.
+    pub(crate) fn method(&self, method: &str, path: &str) -> TestRequest {
+        let method = Method::from_bytes(method.as_bytes()).expect("a valid method");
+        self.request(method, path, Full::default().boxed())
     }
 
     pub(crate) fn head(&self, path: &str) -> TestRequest {

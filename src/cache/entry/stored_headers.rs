@@ -3,27 +3,14 @@
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
-/// Response headers never stored on a time-based route: hop-by-hop (RFC 9110 §7.6.1), and those isr-proxy sets
-/// itself per response.
-pub(super) const UNSTORED_HEADERS: [HeaderName; 13] = [
-    header::CONNECTION,
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::PROXY_AUTHENTICATE,
-    header::CONTENT_LENGTH,
-    header::AGE,
-    header::ETAG,
-    header::CACHE_CONTROL,
-    header::SET_COOKIE,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("x-isr-revalidate"),
-];
+/// Response headers a time-based route's entry replaces with isr-proxy's own (besides
+/// [`UNSTORED_HTTP_HEADERS`], which no entry stores).
+pub(super) const REPLACED_ON_TIME_BASED: [HeaderName; 2] = [header::ETAG, header::CACHE_CONTROL];
 
-/// Response headers never stored on a `revalidate = "origin"` route (RFC 9111 §3.1): hop-by-hop and proxy
-/// fields, and those a cache recomputes per response (`Age`, `Content-Length`). Everything else is kept as the
-/// origin sent it, `Cache-Control` and `ETag` included.
+/// Response headers never stored (RFC 9111 §3.1): hop-by-hop and proxy fields, those a cache recomputes per
+/// response (`Age`, `Content-Length`), personal ones (`Set-Cookie`: such responses are not stored at all) and
+/// isr-proxy's own control header. On a `revalidate = "origin"` route everything else is kept as the origin sent
+/// it, `Cache-Control` and `ETag` included.
 pub(super) const UNSTORED_HTTP_HEADERS: [HeaderName; 14] = [
     header::CONNECTION,
     header::TRANSFER_ENCODING,

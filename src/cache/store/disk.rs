@@ -154,6 +154,14 @@ impl Store for DiskStore {
     fn name(&self) -> &'static str {
         "disk"
     }
+
+    fn holds<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Option<Vec<bool>>> {
+        let paths: Vec<PathBuf> = keys.iter().map(|key| file_path(&self.root, key)).collect();
+        Box::pin(async move {
+            let exist = tokio::task::spawn_blocking(move || paths.iter().map(|p| p.exists()).collect());
+            exist.await.ok()
+        })
+    }
 }
 
 /// Reads one page; a corrupt or foreign file is deleted and read as a miss.

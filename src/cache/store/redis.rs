@@ -360,6 +360,24 @@ impl Store for RedisStore {
         "redis"
     }
 
+    fn holds<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Option<Vec<bool>>> {
+        Box::pin(async move {
+            let shared = &self.shared;
+            if !shared.is_up() || keys.is_empty() {
+                return None;
+            }
+            let mut pipe = redis::pipe();
+            for key in keys {
+                pipe.exists(shared.keys.page(key));
+            }
+            let mut conn = shared.conn.clone();
+            shared
+                .run(shared.timeout, pipe.query_async::<Vec<bool>>(&mut conn))
+                .await
+                .ok()
+        })
+    }
+
     fn is_up(&self) -> bool {
         self.state() == RedisState::Up
     }
