@@ -19,8 +19,7 @@ use http::header::HeaderName;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::cache::store::disk::{DiskOptions, DiskStore};
-use crate::cache::store::redis::{RedisOptions, RedisState, RedisStore, RedisTls};
+use crate::cache::store::redis::RedisState;
 use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{BypassReason, OriginCacheControl, Revalidate, StorePolicy};
 use crate::clock::Clock;
@@ -38,6 +37,7 @@ use crate::revalidate::{PRERENDER_REVALIDATE_HEADER, Revalidator};
 use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_host, normalize_path};
 
 mod origin_mode;
+mod tiers;
 
 /// Tracing target of the per-request debug line: `RUST_LOG=isr_proxy::request=debug` shows only those lines
 /// (`isr_proxy=debug` shows them with everything else).
@@ -73,7 +73,7 @@ pub struct Proxy {
 impl Proxy {
     /// Builds the proxy for `config`, reading time from `clock`.
     pub fn new(config: &Config, clock: Clock) -> Arc<Self> {
-        let cache = with_redis_tier(with_disk_tier(Cache::new(config.cache.max_size), config), config);
+        let cache = tiers::with_redis_tier(tiers::with_disk_tier(Cache::new(config.cache.max_size), config), config);
         let cached_routes = config.routes.rules().iter().filter(|rule| rule.cache);
         let metrics = Arc::new(Metrics::with_routes(cached_routes.map(|rule| rule.pattern.as_str())));
         let origin = OriginClient::new(&config.origin, config.cache.max_entry_size, metrics.clone());
@@ -552,54 +552,4 @@ fn request_host(request: &Request<Incoming>) -> Option<std::borrow::Cow<'_, str>
         None => request.headers().get(http::header::HOST)?.to_str().ok()?,
     };
     normalize_host(raw)
-}
-
-/// Adds the disk tier when `cache.dir` is set; an unusable directory is logged and the proxy runs memory-only.
-fn with_disk_tier(cache: Cache, config: &Config) -> Cache {
-    let Some(disk) = &config.cache.disk else {
-        return cache;
-    };
-    let options = DiskOptions {
-        dir: disk.dir.clone(),
-        namespace: disk.namespace.clone(),
-        max_bytes: disk.max_disk_size,
-        keep_namespaces: disk.keep_namespaces,
-    };
-    match DiskStore::open(options, cache.tag_indexer()) {
-        Ok(store) => cache.with_tier(Arc::new(store)),
-        Err(err) => {
-            tracing::error!(error = %err, "disk persistence disabled; serving from memory only");
-            cache
-        }
-    }
-}
-
-/// Adds the shared tier when `[cache.redis]` is set. It connects in the background; an unusable URL (already
-/// rejected by config validation) is logged and the proxy runs without it.
-fn with_redis_tier(cache: Cache, config: &Config) -> Cache {
-    let Some(redis) = &config.cache.redis else {
-        return cache;
-    };
-    let tls = (redis.ca_file.is_some() || redis.client_identity.is_some()).then(|| RedisTls {
-        ca: redis.ca_file.as_ref().map(|file| file.pem.to_vec()),
-        client_identity: redis
-            .client_identity
-            .as_ref()
-            .map(|(cert, key)| (cert.pem.to_vec(), key.pem.to_vec())),
-    });
-    let options = RedisOptions {
-        url: redis.url.clone(),
-        cluster: redis.cluster.clone(),
-        tls,
-        key_prefix: redis.key_prefix.clone(),
-        lock_ttl: redis.lock_ttl,
-        timeout: redis.timeout,
-    };
-    match RedisStore::open(options, cache.invalidation_applier()) {
-        Ok(store) => cache.with_shared_tier(Arc::new(store)),
-        Err(err) => {
-            tracing::error!(error = %err, "shared redis tier disabled; this instance caches on its own");
-            cache
-        }
-    }
 }
