@@ -414,3 +414,55 @@ async fn a_paused_redis_costs_a_request_at_most_the_timeout() {
     wait_until_up(&a).await;
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn host_specific_pages_are_shared_and_purged_per_host_across_instances() {
+    let redis = RedisServer::start().await;
+    let origin = TestOrigin::new().start().await;
+    let sites = format!(
+        "{}\n[[route]]\nhost = [\"a.example.com\", \"b.example.com\"]\npath = \"/blog/:slug\"\nrevalidate = 60\n",
+        CONFIG.replace("{redis}", &redis_url(&redis))
+    );
+    let start = || {
+        spawn_proxy_with(&sites, &origin, |config| {
+            config.revalidate.token = isr_proxy::config::Token::new(common::fleet::TOKEN)
+        })
+    };
+    let (a, b) = (start().await, start().await);
+    wait_until_up(&a).await;
+    wait_until_up(&b).await;
+    let get = |proxy: &ProxyHandle, host: &'static str| proxy.client.get("/blog/x").header("host", host);
+
+    assert_eq!(get(&a, "a.example.com").await.cache(), "MISS");
+    flushed(&a).await;
+    let shared = get(&b, "a.example.com").await;
+    assert_eq!(
+        (shared.cache(), shared.text.as_str()),
+        ("HIT", render("/blog/x", 1).as_str())
+    );
+    assert_eq!(
+        get(&b, "b.example.com").await.text,
+        render("/blog/x", 2),
+        "each site has its own page"
+    );
+    flushed(&b).await;
+
+    let response = b
+        .client
+        .post("/_isr/revalidate?path=/blog/x&host=a.example.com&purge=1", "")
+        .header("authorization", &format!("Bearer {}", common::fleet::TOKEN))
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    eventually(1000, "A to drop site a's purged page", async || {
+        get(&a, "a.example.com").await.cache() == "MISS"
+    })
+    .await;
+    let other = get(&a, "b.example.com").await;
+    assert_eq!(
+        (other.cache(), other.text.as_str()),
+        ("HIT", render("/blog/x", 2).as_str()),
+        "site b's page survived the purge of site a's, and A reads it from Redis"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
