@@ -149,6 +149,11 @@ impl Cache {
         if let Some(entry) = self.entries.get(key).await {
             return Some(entry);
         }
+        // Boxed: the hit path's future stays small (see `Proxy::handle`).
+        Box::pin(self.load_from_tiers(key)).await
+    }
+
+    async fn load_from_tiers(&self, key: &CacheKey) -> Option<Arc<Entry>> {
         for tier in self.lower_tiers() {
             if let Some(entry) = tier.load(key).await {
                 return Some(self.keep(key, Arc::new(entry)).await);

@@ -118,7 +118,11 @@ fn print_route_table(path: &Path, config: &Config, out: &mut impl Write) -> std:
 
 fn serve(path: &PathBuf) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.workers)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
     runtime.block_on(async {
         let bound = isr_proxy::listener::bind(config.listen, config.server.reuse_port)
             .with_context(|| format!("cannot listen on {} (`listen`)", config.listen))?;

@@ -170,7 +170,7 @@ async fn stale_page_meeting(proxy: &common::ProxyHandle, origin: &RawOrigin, pat
     proxy.clock.advance(Duration::from_secs(11));
     let stale = proxy.client.get(path).await;
     assert_eq!((stale.cache(), stale.text.as_str()), ("STALE", good.as_str()));
-    eventually(2_000, "the failing regeneration to finish", async || {
+    eventually(5_000, "the failing regeneration to finish", async || {
         origin.requests(path) == 2 && proxy.proxy.snapshot().regenerations_in_flight == 0
     })
     .await;

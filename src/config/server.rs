@@ -26,6 +26,14 @@ pub const MIN_MAX_HEADER_SIZE: u64 = 8 * 1024;
 /// Client connections served at once; more wait in the kernel's accept queue. Keep it under the process's
 /// file-descriptor limit minus `origin.max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Upper bound of `server.workers`: far above any machine's cores, low enough to catch a typo.
+pub const MAX_WORKERS: usize = 1024;
+
+/// The cores this process may run on (its CPU affinity and cgroup quota, as the standard library reads them):
+/// the default number of worker threads, one per core, so no core idles and none is oversubscribed.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
 
 /// `[server]`: the public listener's behaviour and its limits against slow or greedy clients.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +50,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Set `SO_REUSEPORT` on the public listener, so a new process can bind the same port during an upgrade.
     pub reuse_port: bool,
+    /// Tokio worker threads serving requests (`server.workers`; default: [`available_cores`]).
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +63,7 @@ impl Default for ServerConfig {
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             reuse_port: false,
+            workers: available_cores(),
         }
     }
 }
@@ -73,6 +84,7 @@ pub(super) struct RawServer {
     max_header_size: Option<ByteCount>,
     max_connections: Option<usize>,
     reuse_port: Option<bool>,
+    workers: Option<usize>,
 }
 
 impl RawServer {
@@ -94,6 +106,10 @@ impl RawServer {
         if !(1..=MAX_CONNECTION_LIMIT).contains(&max_connections) {
             return Err(invalid("server.max_connections", None, "must be between 1 and 1000000"));
         }
+        let workers = self.workers.unwrap_or_else(available_cores);
+        if !(1..=MAX_WORKERS).contains(&workers) {
+            return Err(invalid("server.workers", None, "must be between 1 and 1024"));
+        }
         Ok(ServerConfig {
             shutdown_timeout: self.shutdown_timeout.map_or(DEFAULT_SHUTDOWN_TIMEOUT, |d| d.0),
             header_read_timeout: nonzero(
@@ -105,6 +121,7 @@ impl RawServer {
             max_header_size,
             max_connections,
             reuse_port: self.reuse_port.unwrap_or(false),
+            workers,
         })
     }
 }
