@@ -18,6 +18,7 @@
 //! the caller (`regen`) also serialises fetches per key, so two fetches of one key never race to insert.
 
 pub mod entry;
+mod front;
 pub mod index;
 mod invalidate;
 pub mod key;
@@ -30,6 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 pub use entry::{Entry, Freshness, Lifetime};
+use front::Front;
 use index::KeyIndex;
 pub use index::{ListPage, ListQuery};
 pub use key::{CacheKey, scoped_tag, unscoped_tag};
@@ -46,7 +48,9 @@ type TagIndex = Arc<Mutex<HashMap<String, BTreeSet<CacheKey>>>>;
 /// The page store.
 #[derive(Clone)]
 pub struct Cache {
-    entries: moka::future::Cache<CacheKey, Arc<Entry>>,
+    entries: moka::future::Cache<CacheKey, Arc<Entry>, front::KeyHashing>,
+    /// What `entries` holds, read by hits (see [`front`]).
+    front: Arc<Front>,
     /// Every key in memory, in order, for the admin listing.
     keys: Arc<KeyIndex>,
     tags: TagIndex,
@@ -72,6 +76,8 @@ impl Cache {
         let listener_evictions = evictions.clone();
         let keys = Arc::new(KeyIndex::default());
         let listener_keys = keys.clone();
+        let front = Arc::new(Front::default());
+        let listener_front = front.clone();
         let entries = moka::future::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &CacheKey, entry: &Arc<Entry>| {
@@ -81,6 +87,9 @@ impl Cache {
                 if cause == moka::notification::RemovalCause::Size {
                     listener_evictions.fetch_add(1, Ordering::Relaxed);
                 }
+                if cause != moka::notification::RemovalCause::Replaced {
+                    listener_front.remove_if_same(&key, &entry);
+                }
                 // A replaced entry's successor is indexed already; a notification for an entry the key index no
                 // longer holds is a late one, for a key stored again since, whose indexes must stay.
                 if cause != moka::notification::RemovalCause::Replaced && listener_keys.remove_if_same(&key, &entry) {
@@ -88,9 +97,10 @@ impl Cache {
                     listener_variants.unindex(&key);
                 }
             })
-            .build();
+            .build_with_hasher(front::KeyHashing);
         Self {
             entries,
+            front,
             keys,
             tags,
             variants,
@@ -146,7 +156,11 @@ impl Cache {
     /// The entry for `key`, fresh or not. An in-memory miss asks the lower tiers; a page found there is kept in
     /// memory again (and not written back).
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
-        if let Some(entry) = self.entries.get(key).await {
+        if let Some(entry) = self.front.get(key) {
+            if front::sample_read() {
+                // Boxed: a rare branch must not grow every hit's future.
+                Box::pin(self.entries.get(key)).await;
+            }
             return Some(entry);
         }
         // Boxed: the hit path's future stays small (see `Proxy::handle`).
@@ -215,6 +229,7 @@ impl Cache {
     }
 
     fn index(&self, key: &CacheKey, entry: &Arc<Entry>) {
+        self.front.put(key, entry);
         self.keys.put(key, entry);
         self.variants.index(key);
         if !entry.tags.is_empty() {
@@ -263,7 +278,7 @@ impl Cache {
     pub async fn variants_of(&self, page: &CacheKey) -> Vec<(CacheKey, Arc<Entry>)> {
         let mut found = Vec::new();
         for key in self.variants.of_page(page) {
-            if let Some(entry) = self.entries.get(&key).await {
+            if let Some(entry) = self.front.get(&key) {
                 found.push((key, entry));
             }
         }
@@ -296,7 +311,7 @@ impl Cache {
         keys.push(primary.clone());
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
-            if let Some(entry) = self.entries.get(&key).await {
+            if let Some(entry) = self.front.get(&key) {
                 found.push((key, entry));
             }
         }

@@ -631,14 +631,26 @@ async fn precompress(entry: Entry, enabled: bool) -> Entry {
     if !compression::is_worth_compressing(entry.body.len()) {
         return entry.with_encodings(Compressed::default());
     }
-    let body = entry.body.clone();
-    match tokio::task::spawn_blocking(move || compression::compress(&body)).await {
-        Ok(compressed) => entry.with_encodings(compressed),
-        Err(err) => {
-            tracing::error!(error = %err, "compression task failed; storing the page uncompressed");
+    match compress_bounded(entry.body.clone()).await {
+        Some(compressed) => entry.with_encodings(compressed),
+        None => {
+            tracing::error!("compression task failed; storing the page uncompressed");
             entry
         }
     }
+}
+
+/// [`compression::compress`] on the blocking pool, at most one per core at a time: compression is CPU-bound,
+/// so running more at once finishes none sooner, and each one in flight holds its encoders' windows (several
+/// MiB for a large page): unbounded, a burst of misses would multiply the process's peak memory. `None` if the
+/// task failed.
+async fn compress_bounded(body: bytes::Bytes) -> Option<Compressed> {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let permits = PERMITS.get_or_init(|| tokio::sync::Semaphore::new(crate::config::available_cores()));
+    let _permit = permits.acquire().await.ok()?;
+    tokio::task::spawn_blocking(move || compression::compress(&body))
+        .await
+        .ok()
 }
 
 /// A route configured with `revalidate` whose pages the origin keeps marking uncacheable never caches anything;

@@ -47,7 +47,7 @@ impl Cache {
 
     /// Removes `key` from memory and this instance's own tiers.
     async fn remove_here(&self, key: &CacheKey) -> bool {
-        let mut found = self.entries.remove(key).await.is_some();
+        let mut found = self.forget_in_memory(key).await;
         for tier in self.tiers.iter() {
             if !found {
                 found = tier.load(key).await.is_some();
@@ -117,17 +117,32 @@ impl Cache {
             Invalidation::Tag { tag, purge } => {
                 self.invalidate_tag_here(&tag, purge).await;
             }
-            Invalidation::Everything => self.entries.invalidate_all(),
+            Invalidation::Everything => {
+                self.entries.invalidate_all();
+                self.front.clear();
+            }
         }
     }
 
     /// Drops the in-memory copy of `key` if it was generated before `generated_at`; the next request reads the
     /// newer page from the shared tier.
     async fn forget_older(&self, key: &CacheKey, generated_at: SystemTime) {
-        if let Some(entry) = self.entries.get(key).await
+        if let Some(entry) = self.front.get(key)
             && entry.generated_at < generated_at
         {
-            self.entries.remove(key).await;
+            self.forget_in_memory(key).await;
+        }
+    }
+
+    /// Removes `key` from memory (moka, and the front map if it still holds what left moka); returns whether it
+    /// was there.
+    async fn forget_in_memory(&self, key: &CacheKey) -> bool {
+        match self.entries.remove(key).await {
+            Some(removed) => {
+                self.front.remove_if_same(key, &removed);
+                true
+            }
+            None => false,
         }
     }
 }
