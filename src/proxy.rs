@@ -278,7 +278,8 @@ impl Proxy {
         // Cheap clones (a standard method is inline; a URI is reference-counted), and only when logging.
         let seen = log.then(|| (request.method().clone(), request.uri().clone()));
         let mut matched = None;
-        let response = self.respond(request, client, &mut matched).await;
+        // The route and key are kept for the log line only: a hit does not pay for the clones otherwise.
+        let response = self.respond(request, client, log.then_some(&mut matched)).await;
         let elapsed = started.elapsed();
         let cache = response.headers().get(X_ISR_CACHE);
         self.metrics.record_request(cache, elapsed);
@@ -302,12 +303,13 @@ impl Proxy {
         response
     }
 
-    /// The request flow; `matched` receives the route and key, when the request falls under a cached route.
+    /// The request flow; `matched_out`, if given, receives the route and key, when the request falls under a
+    /// cached route.
     async fn respond(
         &self,
         mut request: Request<Incoming>,
         client: SocketAddr,
-        matched_out: &mut Option<MatchedRoute>,
+        matched_out: Option<&mut Option<MatchedRoute>>,
     ) -> Response<Body> {
         if self.revalidator.is_endpoint(request.uri().path()) {
             return Box::pin(self.revalidator.handle(request)).await;
@@ -315,8 +317,11 @@ impl Proxy {
         // The trigger carries the secret: it is acted on here and never forwarded.
         let prerender = self.revalidator.is_prerender_trigger(request.headers());
         request.headers_mut().remove(PRERENDER_REVALIDATE_HEADER);
-        let path = match normalize_path(request.uri().path()) {
-            Ok(path) => path.into_owned(),
+        // The URI is reference-counted: holding a copy lets the path stay borrowed (no allocation unless
+        // normalising changed it) while the request itself moves on.
+        let uri = request.uri().clone();
+        let path = match normalize_path(uri.path()) {
+            Ok(path) => path,
             Err(err) => return ProxyError::BadPath(err).into_response(),
         };
         let cacheable_request = matches!(*request.method(), Method::GET | Method::HEAD)
@@ -335,8 +340,8 @@ impl Proxy {
                     .cached_route_at(host.as_deref(), &path, request.uri().query(), variant)
             })
             .flatten();
-        if let Some(matched) = &matched {
-            *matched_out = Some(matched.clone());
+        if let (Some(out), Some(matched)) = (matched_out, &matched) {
+            *out = Some(matched.clone());
         }
         match matched {
             Some(MatchedRoute { rule, key }) => {

@@ -132,7 +132,7 @@ pub fn entry_response(entry: &Entry, status: CacheStatus, age: Duration, request
     {
         headers.insert(header::CONTENT_RANGE, value);
     }
-    headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+    headers.insert(header::AGE, age_value(age));
     headers.insert(X_ISR_CACHE, status.header());
     headers.insert(CACHE_STATUS, status.cache_status());
     if status == CacheStatus::Fallback {
@@ -141,6 +141,39 @@ pub fn entry_response(entry: &Entry, status: CacheStatus, age: Duration, request
         headers.remove(header::ETAG);
     }
     response
+}
+
+/// Ages below this are served from a table built once, so a hit allocates nothing for its `Age` header.
+const TABULATED_AGES: u64 = 4096;
+
+/// The `Age` header value for `age` (whole seconds).
+fn age_value(age: Duration) -> HeaderValue {
+    static TABLE: std::sync::OnceLock<Box<[HeaderValue]>> = std::sync::OnceLock::new();
+    let seconds = age.as_secs();
+    match usize::try_from(seconds).ok().filter(|_| seconds < TABULATED_AGES) {
+        Some(index) => {
+            let table = TABLE.get_or_init(age_table);
+            table.get(index).cloned().unwrap_or_else(|| HeaderValue::from(seconds))
+        }
+        None => HeaderValue::from(seconds),
+    }
+}
+
+/// `Age` values 0 to [`TABULATED_AGES`] − 1 over one leaked string (built once per process), so that cloning
+/// one copies a pointer: no reference count that every core's hits would contend on.
+fn age_table() -> Box<[HeaderValue]> {
+    let mut digits = String::new();
+    let mut bounds = Vec::with_capacity(TABULATED_AGES as usize);
+    for age in 0..TABULATED_AGES {
+        let start = digits.len();
+        digits.push_str(&age.to_string());
+        bounds.push(start..digits.len());
+    }
+    let digits: &'static str = Box::leak(digits.into_boxed_str());
+    bounds
+        .into_iter()
+        .map(|range| HeaderValue::from_static(&digits[range]))
+        .collect()
 }
 
 /// `406 Not Acceptable`: the page is stored only as the origin encoded it, and the request refuses that coding

@@ -238,13 +238,20 @@ impl CacheKey {
 
     /// The variant headers present on a request, in [`VARIANT_HEADERS`] order; empty for a plain page request.
     pub fn variant_of(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
-        if headers.is_empty() {
-            return Vec::new();
+        // One pass over the request's few headers, comparing names, instead of five hashed lookups: most
+        // requests carry none of them, and every request pays for looking.
+        let mut found: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        for (name, value) in headers {
+            let bytes = name.as_str().as_bytes();
+            let candidate = matches!(bytes.first(), Some(b'r' | b'n')) && bytes.len() <= 28;
+            if candidate && VARIANT_HEADER_NAMES.contains(name) && !found.iter().any(|(n, _)| n == name) {
+                found.push((name.clone(), value.clone()));
+            }
         }
-        VARIANT_HEADER_NAMES
-            .iter()
-            .filter_map(|name| Some((name.clone(), headers.get(name)?.clone())))
-            .collect()
+        if found.len() > 1 {
+            found.sort_by_key(|(name, _)| VARIANT_HEADER_NAMES.iter().position(|n| n == name));
+        }
+        found
     }
 
     /// The site of a host-specific route's page; `None` for host-less routes.
