@@ -1,8 +1,11 @@
 //! Per-request routing work, before the cache is touched: `RouteTable::match_path` on a realistic table,
-//! `route::normalize_path`, `QueryPolicy::apply` and `CacheKey::new`.
+//! `route::normalize_path`, `QueryPolicy::apply` and `CacheKey::new`; and `match_scaling`, the same request mix
+//! against tables of 10, 100 and 1,000 routes (matching must stay flat: 1,000 routes < 2x the cost of 10).
 //!
-//! Run: `cargo bench --bench route_match -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo bench --bench route_match -- --warm-up-time 1 --measurement-time 3`
+//! (`-- match_scaling` for the scaling group alone).
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -197,5 +200,118 @@ fn cache_key(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, match_path, normalize, query_policy, cache_key);
+/// Routes per block of [`scaled_table`]; tables are whole blocks.
+const BLOCK_ROUTES: usize = 10;
+
+/// A table of `blocks` × 10 routes, each block a small site section in config order: two static pages, four
+/// `:param` routes, a `*rest` catch-all, a second section's `:param` routes, and two host-specific routes (one
+/// exact host overriding the section's `:slug` route, one `*.` wildcard). So every table has the same mix, and
+/// host-specific routes make every request go through the host lookup, as the proxy does when any route names
+/// a host.
+fn scaled_table(blocks: usize) -> RouteTable {
+    let mut toml = String::from("[origin]\nurl = \"http://127.0.0.1:8080\"\n");
+    for b in 0..blocks {
+        let routes = [
+            (format!("/s{b}"), None),
+            (format!("/s{b}/about"), None),
+            (format!("/s{b}/:slug"), None),
+            (format!("/s{b}/tag/:tag"), None),
+            (format!("/s{b}/:slug/page/:n"), None),
+            (format!("/s{b}/*rest"), None),
+            (format!("/p{b}/:id"), None),
+            (format!("/p{b}/:id/reviews"), None),
+            (format!("/s{b}/:slug"), Some(format!("site{b}.example.com"))),
+            ("/landing/:campaign".to_owned(), Some(format!("*.t{b}.example.com"))),
+        ];
+        for (path, host) in routes {
+            let _ = write!(toml, "[[route]]\npath = \"{path}\"\nrevalidate = 60\n");
+            if let Some(host) = host {
+                let _ = writeln!(toml, "host = \"{host}\"");
+            }
+        }
+    }
+    let config = Config::from_toml_str(&toml).expect("the scaling benchmark's config is valid");
+    assert_eq!(config.routes.rules().len(), blocks * BLOCK_ROUTES);
+    config.routes
+}
+
+/// The requests of one `match_scaling` iteration against a table of `blocks` blocks: hits on the first, middle
+/// and last block (static, `:param`, catch-all, host-specific, wildcard host) and a miss, each with the pattern
+/// it must match (`None`: no route). Requests without a site of their own carry an unknown host, so they fall
+/// through the host lookup to the host-less routes, as most of a shared instance's traffic would.
+fn scaled_requests(blocks: usize) -> Vec<(String, String, Option<String>)> {
+    let (first, mid, last) = (0, blocks / 2, blocks - 1);
+    let www = "www.example.com".to_owned();
+    vec![
+        (
+            www.clone(),
+            format!("/s{first}/about"),
+            Some(format!("/s{first}/about")),
+        ),
+        (
+            www.clone(),
+            format!("/s{first}/hello-world"),
+            Some(format!("/s{first}/:slug")),
+        ),
+        (
+            www.clone(),
+            format!("/s{mid}/tag/rust"),
+            Some(format!("/s{mid}/tag/:tag")),
+        ),
+        (
+            www.clone(),
+            format!("/p{mid}/42/reviews"),
+            Some(format!("/p{mid}/:id/reviews")),
+        ),
+        (
+            www.clone(),
+            format!("/s{last}/post/page/3"),
+            Some(format!("/s{last}/:slug/page/:n")),
+        ),
+        (
+            www.clone(),
+            format!("/s{last}/docs/guides/deploy"),
+            Some(format!("/s{last}/*rest")),
+        ),
+        (
+            format!("site{last}.example.com"),
+            format!("/s{last}/hello"),
+            Some(format!("/s{last}/:slug")),
+        ),
+        (
+            format!("promo.t{mid}.example.com"),
+            "/landing/spring".to_owned(),
+            Some("/landing/:campaign".to_owned()),
+        ),
+        (www, "/wp-admin/setup-config.php".to_owned(), None),
+    ]
+}
+
+fn match_scaling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("match_scaling");
+    for routes in [10, 100, 1_000] {
+        let blocks = routes / BLOCK_ROUTES;
+        let table = scaled_table(blocks);
+        let requests = scaled_requests(blocks);
+        for (host, path, want) in &requests {
+            let got = table.match_route(Some(host), path);
+            assert_eq!(
+                got.map(|(rule, _)| rule.pattern.as_str()),
+                want.as_deref(),
+                "{host}{path} must match {want:?}"
+            );
+        }
+        group.bench_with_input(BenchmarkId::from_parameter(routes), &requests, |b, requests| {
+            b.iter(|| {
+                requests
+                    .iter()
+                    .filter(|(host, path, _)| table.match_route(Some(black_box(host)), black_box(path)).is_some())
+                    .count()
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, match_path, normalize, query_policy, cache_key, match_scaling);
 criterion_main!(benches);
