@@ -27,7 +27,7 @@ use crate::config::{Config, PrerenderConfig};
 use crate::metrics::{Metrics, PassThrough, RevalidationKind, Snapshot};
 use crate::origin::{OriginClient, OriginPage, Oversized};
 use crate::prerender::{PrerenderProgress, Prerenderer};
-use crate::regen::{Fetch, RegenOutcome, Regenerator};
+use crate::regen::{Fetch, RegenOutcome, RegenSettings, Regenerator};
 use crate::reload::ConfigGeneration;
 use crate::response::{
     Body, CacheStatus, ProxyError, RequestFacts, X_ISR_CACHE, entry_response, forwarded_response, oversized_response,
@@ -78,12 +78,9 @@ impl Proxy {
         let metrics = Arc::new(Metrics::with_routes(cached_routes.map(|rule| rule.pattern.as_str())));
         let origin = OriginClient::new(&config.origin, config.cache.max_entry_size, metrics.clone());
         let regen = Regenerator::new(
-            origin.clone(),
+            RegenSettings::from_config(config, origin.clone()),
             cache.clone(),
             clock.clone(),
-            config.revalidate.tags_header.clone(),
-            config.cache.retry_after,
-            config.cache.compress,
             metrics.clone(),
         );
         Self::assemble(
@@ -104,12 +101,9 @@ impl Proxy {
         } else {
             OriginClient::new(&config.origin, config.cache.max_entry_size, self.metrics.clone())
         };
-        let regen = self.regen.reconfigured(
-            origin.clone(),
-            config.revalidate.tags_header.clone(),
-            config.cache.retry_after,
-            config.cache.compress,
-        );
+        let regen = self
+            .regen
+            .reconfigured(RegenSettings::from_config(config, origin.clone()));
         let prerender = PrerenderConfig {
             wait: false,
             ..config.prerender.clone()

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use http::header::HeaderName;
@@ -28,6 +28,7 @@ use crate::cache::{Cache, CacheKey, Entry, Freshness};
 use crate::cacheability::{BypassReason, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::compression::{self, Compressed};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::origin::{FetchRequest, Fetched, OriginClient, OriginError, OriginPage, Oversized};
 
@@ -75,14 +76,35 @@ pub struct Regenerator {
     inner: Arc<Inner>,
 }
 
+/// What a regenerator takes from the config: a reload ([`Regenerator::reconfigured`]) replaces all of it.
+pub struct RegenSettings {
+    /// Where pages are fetched.
+    pub origin: OriginClient,
+    /// The origin's response header naming a page's tags (`revalidate.tags_header`).
+    pub tags_header: HeaderName,
+    /// How long a failed regeneration holds off the next attempt (`cache.retry_after`).
+    pub retry_after: std::time::Duration,
+    /// Store gzip and brotli forms of compressible pages (`cache.compress`).
+    pub compress: bool,
+}
+
+impl RegenSettings {
+    /// The settings `config` names, fetching through `origin` (built by the caller, which may keep its pool
+    /// across a reload).
+    pub fn from_config(config: &Config, origin: OriginClient) -> Self {
+        Self {
+            origin,
+            tags_header: config.revalidate.tags_header.clone(),
+            retry_after: config.cache.retry_after,
+            compress: config.cache.compress,
+        }
+    }
+}
+
 struct Inner {
-    origin: OriginClient,
+    settings: RegenSettings,
     cache: Cache,
     clock: Clock,
-    tags_header: HeaderName,
-    retry_after: std::time::Duration,
-    /// Store gzip and brotli forms of compressible pages (`cache.compress`).
-    compress: bool,
     metrics: Arc<Metrics>,
     /// Kept across config reloads ([`Regenerator::reconfigured`]).
     flights: Arc<Flights>,
@@ -119,6 +141,12 @@ enum Recheck {
     Never,
 }
 
+/// `mutex` locked; a poisoned lock is taken over, since every map here stays consistent between statements (a
+/// panicking flight leaves at most a stale entry that its guard removes).
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Removes a key from the in-flight map when its flight ends, however it ends (including a panic).
 struct InFlightGuard {
     inner: Arc<Inner>,
@@ -127,85 +155,40 @@ struct InFlightGuard {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        let mut in_flight = self
-            .inner
-            .flights
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut in_flight = locked(&self.inner.flights.in_flight);
         in_flight.remove(&self.key);
     }
 }
 
 impl Regenerator {
-    /// A regenerator storing into `cache`, fetching through `origin`, recording render times and outcomes in
+    /// A regenerator storing into `cache`, fetching as `settings` say, recording render times and outcomes in
     /// `metrics`.
-    pub fn new(
-        origin: OriginClient,
-        cache: Cache,
-        clock: Clock,
-        tags_header: HeaderName,
-        retry_after: std::time::Duration,
-        compress: bool,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Self::with_flights(
-            origin,
+    pub fn new(settings: RegenSettings, cache: Cache, clock: Clock, metrics: Arc<Metrics>) -> Self {
+        let flights = Arc::default();
+        Self::assemble(Inner {
+            settings,
             cache,
             clock,
-            tags_header,
-            retry_after,
-            compress,
             metrics,
-            Arc::default(),
-        )
+            flights,
+        })
     }
 
     /// A regenerator with new settings (a config reload) that shares this one's cache, clock, metrics, flights
     /// in progress, failure records and known paths: a flight started before the reload still coalesces requests
     /// made after it.
-    pub fn reconfigured(
-        &self,
-        origin: OriginClient,
-        tags_header: HeaderName,
-        retry_after: std::time::Duration,
-        compress: bool,
-    ) -> Self {
+    pub fn reconfigured(&self, settings: RegenSettings) -> Self {
         let inner = &self.inner;
-        let (cache, clock, metrics) = (inner.cache.clone(), inner.clock.clone(), inner.metrics.clone());
-        Self::with_flights(
-            origin,
-            cache,
-            clock,
-            tags_header,
-            retry_after,
-            compress,
-            metrics,
-            inner.flights.clone(),
-        )
+        Self::assemble(Inner {
+            settings,
+            cache: inner.cache.clone(),
+            clock: inner.clock.clone(),
+            metrics: inner.metrics.clone(),
+            flights: inner.flights.clone(),
+        })
     }
 
-    #[allow(clippy::too_many_arguments)] // ok: the two constructors above name every argument
-    fn with_flights(
-        origin: OriginClient,
-        cache: Cache,
-        clock: Clock,
-        tags_header: HeaderName,
-        retry_after: std::time::Duration,
-        compress: bool,
-        metrics: Arc<Metrics>,
-        flights: Arc<Flights>,
-    ) -> Self {
-        let inner = Inner {
-            origin,
-            cache,
-            clock,
-            tags_header,
-            retry_after,
-            compress,
-            metrics,
-            flights,
-        };
+    fn assemble(inner: Inner) -> Self {
         Self { inner: Arc::new(inner) }
     }
 
@@ -285,12 +268,7 @@ impl Regenerator {
             return false;
         }
         {
-            let in_flight = self
-                .inner
-                .flights
-                .in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let in_flight = locked(&self.inner.flights.in_flight);
             if in_flight.contains_key(&key) {
                 return false;
             }
@@ -335,22 +313,12 @@ impl Regenerator {
     /// Records that `key` exists on the site (listed for prerendering, or regenerated on demand), for
     /// `fallback = false` routes, which serve only known paths.
     pub fn mark_known(&self, key: CacheKey) {
-        self.inner
-            .flights
-            .known
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key);
+        locked(&self.inner.flights.known).insert(key);
     }
 
     /// Whether [`Regenerator::mark_known`] was called for `key`.
     pub fn is_known(&self, key: &CacheKey) -> bool {
-        self.inner
-            .flights
-            .known
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(key)
+        locked(&self.inner.flights.known).contains(key)
     }
 
     async fn run_to_outcome(
@@ -371,12 +339,7 @@ impl Regenerator {
 
     /// Flights running now (metrics).
     pub fn in_flight_count(&self) -> usize {
-        self.inner
-            .flights
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        locked(&self.inner.flights.in_flight).len()
     }
 
     /// Regenerations that failed since start (origin error, timeout, 5xx) (metrics).
@@ -386,12 +349,7 @@ impl Regenerator {
 
     /// Whether a flight for `key` is running.
     pub fn is_in_flight(&self, key: &CacheKey) -> bool {
-        let in_flight = self
-            .inner
-            .flights
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let in_flight = locked(&self.inner.flights.in_flight);
         in_flight.contains_key(key)
     }
 
@@ -406,12 +364,7 @@ impl Regenerator {
         leader: Option<oneshot::Sender<Fetch>>,
         fetch: Option<HttpFetch>,
     ) -> (watch::Receiver<Option<RegenOutcome>>, bool) {
-        let mut in_flight = self
-            .inner
-            .flights
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut in_flight = locked(&self.inner.flights.in_flight);
         if let Some(flight) = in_flight.get(&key) {
             return (flight.outcome.clone(), false);
         }
@@ -439,17 +392,12 @@ impl Regenerator {
     }
 
     fn in_backoff(&self, key: &CacheKey) -> bool {
-        let failures = self
-            .inner
-            .flights
-            .failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let failures = locked(&self.inner.flights.failures);
         let Some(failed_at) = failures.get(key) else {
             return false;
         };
         let since = self.inner.clock.now().duration_since(*failed_at).unwrap_or_default();
-        since < self.inner.retry_after
+        since < self.inner.settings.retry_after
     }
 }
 
@@ -558,7 +506,7 @@ async fn fetch_and_store(
                         page.body,
                         requested_at,
                         lifetime,
-                        &inner.tags_header,
+                        &inner.settings.tags_header,
                     );
                     let entry = store(inner, key, entry).await;
                     (RegenOutcome::Stored(entry.clone()), Fetch::Stored(entry))
@@ -595,7 +543,7 @@ fn failed(inner: &Inner, key: &CacheKey, err: OriginError) -> (RegenOutcome, Fet
 
 /// Compresses `entry` and stores it under `key`; returns what is stored now (a newer page stored meanwhile wins).
 async fn store(inner: &Inner, key: &CacheKey, entry: Entry) -> Arc<Entry> {
-    let entry = Arc::new(precompress(entry, inner.compress).await);
+    let entry = Arc::new(precompress(entry, inner.settings.compress).await);
     if inner.cache.insert(key.clone(), entry.clone()).await {
         tracing::debug!(key = %key, bytes = entry.body.len(), "stored");
         entry
@@ -614,7 +562,7 @@ async fn fetch_from_origin(
     request: &FetchRequest,
 ) -> Result<Fetched, OriginError> {
     let timer = Instant::now();
-    let fetched = inner.origin.fetch(key, request).await;
+    let fetched = inner.settings.origin.fetch(key, request).await;
     if !matches!(fetched, Err(OriginError::Busy(_))) {
         inner.metrics.record_render(&policy.route, timer.elapsed());
     }
@@ -663,11 +611,7 @@ fn warn_bypass_once(inner: &Inner, policy: &StorePolicy, reason: BypassReason) {
     if !from_origin_headers || policy.revalidate == Revalidate::Origin {
         return;
     }
-    let mut warned = inner
-        .flights
-        .warned_routes
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut warned = locked(&inner.flights.warned_routes);
     if warned.insert(policy.route.clone()) {
         tracing::warn!(
             route = %policy.route,
@@ -680,15 +624,15 @@ fn warn_bypass_once(inner: &Inner, policy: &StorePolicy, reason: BypassReason) {
 fn record_failure(inner: &Inner, key: &CacheKey) {
     inner.flights.failed.fetch_add(1, Ordering::Relaxed);
     let now = inner.clock.now();
-    let mut failures = inner.flights.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut failures = locked(&inner.flights.failures);
     if failures.len() >= MAX_FAILURE_RECORDS {
-        let retry_after = inner.retry_after;
+        let retry_after = inner.settings.retry_after;
         failures.retain(|_, at| now.duration_since(*at).unwrap_or_default() < retry_after);
     }
     failures.insert(key.clone(), now);
 }
 
 fn clear_failure(inner: &Inner, key: &CacheKey) {
-    let mut failures = inner.flights.failures.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut failures = locked(&inner.flights.failures);
     failures.remove(key);
 }

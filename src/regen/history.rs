@@ -6,10 +6,10 @@
 //! briefly and copies them. The [`Regenerator`] methods the admin listener reads are here too.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::Regenerator;
+use super::{Regenerator, locked};
 use crate::cache::CacheKey;
 use crate::cacheability::BypassReason;
 use crate::origin::OriginError;
@@ -128,7 +128,7 @@ struct Rings {
 impl History {
     /// Keeps `record`, dropping the oldest beyond the bounds.
     pub(super) fn record(&self, record: RegenRecord) {
-        let mut rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rings = locked(&self.rings);
         if matches!(record.result, RegenResult::Failed(_) | RegenResult::GaveUp) {
             push_bounded(&mut rings.failures, record.clone(), RECENT_FAILURES);
         }
@@ -137,7 +137,7 @@ impl History {
 
     /// Recent outcomes and recent failures, newest first.
     pub(super) fn snapshot(&self) -> (Vec<RegenRecord>, Vec<RegenRecord>) {
-        let rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        let rings = locked(&self.rings);
         (
             rings.recent.iter().rev().cloned().collect(),
             rings.failures.iter().rev().cloned().collect(),
@@ -146,7 +146,7 @@ impl History {
 
     /// The latest record for `key` still kept, if any.
     pub(super) fn last_for(&self, key: &CacheKey) -> Option<RegenRecord> {
-        let rings = self.rings.lock().unwrap_or_else(PoisonError::into_inner);
+        let rings = locked(&self.rings);
         let latest = |ring: &VecDeque<RegenRecord>| ring.iter().rev().find(|r| &r.key == key).cloned();
         match (latest(&rings.recent), latest(&rings.failures)) {
             (Some(a), Some(b)) => Some(if a.started_at >= b.started_at { a } else { b }),
@@ -159,12 +159,7 @@ impl Regenerator {
     /// The flights running now, longest-running first, at most `limit` of them (admin listener).
     pub fn in_flight(&self, limit: usize) -> Vec<FlightInfo> {
         let mut flights: Vec<FlightInfo> = {
-            let in_flight = self
-                .inner
-                .flights
-                .in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let in_flight = locked(&self.inner.flights.in_flight);
             in_flight
                 .iter()
                 .map(|(key, flight)| FlightInfo {
@@ -193,13 +188,8 @@ impl Regenerator {
     /// When a stale `key` will next be regenerated, if its last regeneration failed less than `retry_after` ago
     /// (until then, stale hits start none).
     pub fn retry_at(&self, key: &CacheKey) -> Option<SystemTime> {
-        let failures = self
-            .inner
-            .flights
-            .failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let retry_at = *failures.get(key)? + self.inner.retry_after;
+        let failures = locked(&self.inner.flights.failures);
+        let retry_at = *failures.get(key)? + self.inner.settings.retry_after;
         (retry_at > self.inner.clock.now()).then_some(retry_at)
     }
 }

@@ -223,7 +223,7 @@ async fn store_response(
         requested_at,
         meta,
         policy.expire,
-        &inner.tags_header,
+        &inner.settings.tags_header,
     );
     inner.cache.set_vary_names(&primary, names);
     let entry = store(inner, &store_key, entry).await;
@@ -265,7 +265,7 @@ async fn freshen(
         initial_age: decision.initial_age,
         selecting,
     };
-    let entry = Arc::new(stored.revalidated(headers, requested_at, meta, &inner.tags_header));
+    let entry = Arc::new(stored.revalidated(headers, requested_at, meta, &inner.settings.tags_header));
     let entry = if inner.cache.insert(key.clone(), entry.clone()).await {
         tracing::debug!(key = %key, "validated (304); stored response freshened");
         entry
