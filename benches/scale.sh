@@ -76,6 +76,9 @@ bin="$target_dir/release/isr-proxy"
 [ -x "$bin" ] || die "$bin missing after the build"
 
 deadline=$((SECONDS + max_seconds))
+# Fresh for the whole bounded run: compare.sh's own TTL estimate leaves out quiet waits and repeated rounds, and
+# on a busy machine nginx's pages then went stale mid-run (1,000 origin fetches in a round).
+ttl=$((max_seconds > 60 ? max_seconds : 60))
 work=$(mktemp -d /tmp/isr-scale.XXXXXX)
 mkdir -p "$out" "$work/bin"
 cmp_pid=""
@@ -138,6 +141,7 @@ for n in "${ns[@]}"; do
   PATH="$work/bin:$PATH" SCALE_N=$n TOKIO_WORKER_THREADS=$n timeout -k 30 "$left" \
     taskset -c "$serve" "$bench/compare.sh" --no-peers --threads "$threads" --conns $((64 * n)) \
     --rounds "$rounds" --duration "$duration" --size "$size" --paths "$paths" --quiet-wait "$quiet_wait" \
+    --ttl "$ttl" \
     --candidate "isr-proxy=exec $work/run-isr-proxy.sh" --candidate "nginx=exec $work/run-nginx.sh" \
     --out "$out/scale-$n.tsv" &
   cmp_pid=$!
@@ -154,7 +158,7 @@ python3 - "$out" "${ns[@]}" <<'PY'
 import csv, sys
 out, ns = sys.argv[1], [int(n) for n in sys.argv[2:]]
 rows = {n: {r["target"]: r for r in csv.DictReader(open(f"{out}/scale-{n}.tsv"), delimiter="\t")} for n in ns}
-print(f"{'N':>3}  {'target':<10} {'req/s':>9} {'us/req':>7} {'efficiency':>10} {'fetches':>8}")
+print(f"{'N':>3}  {'target':<10} {'req/s':>9} {'us/req':>7} {'efficiency':>10} {'fetches':>8} {'wrk CPU %':>10}")
 for n in ns:
     for target in ("limit", "isr-proxy", "nginx"):
         r, one = rows[n].get(target), rows[ns[0]].get(target)
@@ -163,7 +167,8 @@ for n in ns:
         rps = float(r["req_s"])
         eff = rps / (n * float(one["req_s"])) if one else float("nan")
         us = f"{float(r['server_cpu_us_per_req']):.1f}" if r["server_cpu_us_per_req"] else "-"
-        print(f"{n:>3}  {target:<10} {rps:>9.0f} {us:>7} {eff:>10.2f} {r['origin_fetches'] or '-':>8}")
+        print(f"{n:>3}  {target:<10} {rps:>9.0f} {us:>7} {eff:>10.2f} {r['origin_fetches'] or '-':>8} {float(r['wrk_cpu_pct']):>10.0f}")
 print("req/s and us/req: medians over rounds; efficiency: req/s at N / (N x req/s at 1); fetches: origin renders")
-print("while measuring (0 = every measured request was a cache hit).")
+print("while measuring (0 = every measured request was a cache hit); wrk CPU %: near 100 x its threads means wrk,")
+print("not the server, set the pace.")
 PY
