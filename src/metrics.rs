@@ -8,6 +8,7 @@
 
 mod histogram;
 mod labels;
+mod sharded;
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 pub use histogram::{LatencyHistogram, OTHER_ROUTE, RouteHistograms};
 pub use labels::{BYPASS_REASONS, PassThrough, REGENERATION_RESULTS};
+use sharded::ShardedCounter;
 
 use crate::cache_status::CacheStatus;
 
@@ -156,9 +158,10 @@ const ORIGIN_UNREACHED: u8 = 2;
 /// Everything the proxy records. One per [`Proxy`](crate::Proxy); cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Metrics {
-    requests: Family<CacheLabel, Counter>,
-    /// Indexed like [`REQUEST_LABELS`], so recording is one atomic add.
-    request_counters: [Counter; REQUEST_LABELS.len()],
+    requests: Family<CacheLabel, ShardedCounter>,
+    /// Indexed like [`REQUEST_LABELS`], so recording is one atomic add (on the recording thread's shard: every
+    /// request counts here).
+    request_counters: [ShardedCounter; REQUEST_LABELS.len()],
     origin_fetches: Family<OutcomeLabel, Counter>,
     /// Indexed like [`OriginOutcome::ALL`].
     origin_counters: [Counter; OriginOutcome::ALL.len()],
@@ -202,7 +205,7 @@ impl Metrics {
     /// Metrics with a render-time histogram for each route pattern in `routes` (fixed here, so recording takes
     /// no lock; other routes count as `other`).
     pub fn with_routes<'a>(routes: impl IntoIterator<Item = &'a str>) -> Self {
-        let requests = Family::<CacheLabel, Counter>::default();
+        let requests = Family::<CacheLabel, ShardedCounter>::default();
         let bypasses = Family::<ReasonLabel, Counter>::default();
         let regenerations = Family::<ResultLabel, Counter>::default();
         let request_counters = REQUEST_LABELS.map(|cache| requests.get_or_create_owned(&CacheLabel { cache }));

@@ -1,5 +1,5 @@
-//! Histograms of atomics: recording is a bucket search and a few relaxed adds, where prometheus-client's own
-//! histogram takes a mutex on every observation.
+//! Histograms of atomics: recording is a bucket search and two relaxed adds on the recording thread's shard, where
+//! prometheus-client's own histogram takes a mutex on every observation.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,6 +10,8 @@ use std::time::Duration;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
+use super::sharded::{Padded, shard_index, shards};
+
 /// Latency bucket bounds in seconds: from a sub-millisecond cache hit to a render near the default 10 s timeout.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -18,14 +20,23 @@ const LATENCY_BUCKETS: [f64; 14] = [
 /// The `route` label of [`RouteHistograms`] for a route it was not built with.
 pub const OTHER_ROUTE: &str = "other";
 
-/// A fixed-bucket latency histogram of atomics: `observe` is a bucket search and three relaxed adds.
-#[derive(Debug, Clone, Default)]
+/// A fixed-bucket latency histogram of atomics: `observe` is a bucket search and two relaxed adds, on the
+/// recording thread's own shard (see [`super::sharded`]): the response-time histogram is written on every hit.
+#[derive(Debug, Clone)]
 pub struct LatencyHistogram {
-    inner: Arc<HistogramInner>,
+    shards: Arc<[Padded<HistogramShard>]>,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self {
+            shards: shards().into(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
-struct HistogramInner {
+struct HistogramShard {
     /// Non-cumulative counts; the last slot is `+Inf`.
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     sum_micros: AtomicU64,
@@ -39,10 +50,12 @@ impl LatencyHistogram {
             .iter()
             .position(|bound| seconds <= *bound)
             .unwrap_or(LATENCY_BUCKETS.len());
-        let inner = &self.inner;
-        inner.buckets[index].fetch_add(1, Ordering::Relaxed);
+        let Some(Padded(shard)) = self.shards.get(shard_index()) else {
+            return;
+        };
+        shard.buckets[index].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        inner.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        shard.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 }
 
@@ -52,17 +65,25 @@ impl TypedMetric for LatencyHistogram {
 
 impl EncodeMetric for LatencyHistogram {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
-        let inner = &self.inner;
-        // prometheus-client makes the buckets cumulative itself: hand it per-bucket counts.
+        // prometheus-client makes the buckets cumulative itself: hand it per-bucket counts, summed over shards.
         let mut count = 0;
-        let mut buckets = Vec::with_capacity(inner.buckets.len());
-        for (i, bucket) in inner.buckets.iter().enumerate() {
-            let in_bucket = bucket.load(Ordering::Relaxed);
+        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS.len() + 1);
+        for i in 0..=LATENCY_BUCKETS.len() {
+            let in_bucket: u64 = self
+                .shards
+                .iter()
+                .map(|Padded(shard)| shard.buckets[i].load(Ordering::Relaxed))
+                .sum();
             count += in_bucket;
             buckets.push((LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), in_bucket));
         }
         // Read concurrently with observations: the count printed is the one the buckets add up to.
-        let sum = inner.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum_micros: u64 = self
+            .shards
+            .iter()
+            .map(|Padded(shard)| shard.sum_micros.load(Ordering::Relaxed))
+            .sum();
+        let sum = sum_micros as f64 / 1e6;
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 
