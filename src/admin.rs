@@ -112,7 +112,7 @@ pub async fn run_admin_live(listener: TcpListener, live: Arc<LiveProxy>, shutdow
             }
         }
     };
-    crate::server::serve(listener, handler, shutdown, &limits, || None).await;
+    crate::server::serve(listener, || handler.clone(), shutdown, &limits, || None).await;
 }
 
 async fn respond(proxy: &Proxy, request: &Request<Incoming>) -> Result<Response<Body>, AdminError> {

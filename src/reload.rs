@@ -20,8 +20,8 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, ConfigError};
 use crate::proxy::Proxy;
 
-/// The proxy serving now; a reload swaps it. Reading it costs one atomic reference count, like the clone of an
-/// `Arc<Proxy>` it replaces.
+/// The proxy serving now; a reload swaps it. Reading it costs one atomic reference count on the proxy, which
+/// every core shares: the public listener reads it through a [`ConnectionProxy`] instead.
 pub struct LiveProxy(ArcSwap<Proxy>);
 
 impl LiveProxy {
@@ -37,6 +37,33 @@ impl LiveProxy {
 
     fn replace(&self, proxy: Arc<Proxy>) {
         self.0.store(proxy);
+    }
+}
+
+/// One connection's handle on the [`LiveProxy`]. A request takes a reference count on a handle only its
+/// connection shares, not on the proxy every core serves from (a cache line all cores would otherwise write on
+/// every request); the live proxy is only read, to see whether a reload replaced it.
+pub struct ConnectionProxy {
+    live: Arc<LiveProxy>,
+    held: ArcSwap<Arc<Proxy>>,
+}
+
+impl ConnectionProxy {
+    /// A handle for a new connection, on the proxy serving now.
+    pub fn new(live: Arc<LiveProxy>) -> Self {
+        let held = ArcSwap::from_pointee(live.current());
+        Self { live, held }
+    }
+
+    /// The proxy a request that starts now runs on: the held one, unless a reload has replaced it since.
+    pub fn current(&self) -> Arc<Arc<Proxy>> {
+        let held = self.held.load_full();
+        if Arc::ptr_eq(&*held, &*self.live.0.load()) {
+            return held;
+        }
+        let fresh = Arc::new(self.live.current());
+        self.held.store(fresh.clone());
+        fresh
     }
 }
 

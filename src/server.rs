@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use crate::config::ServerConfig;
 use crate::metrics::ConnectionGuard;
 use crate::proxy::Proxy;
-use crate::reload::LiveProxy;
+use crate::reload::{ConnectionProxy, LiveProxy};
 use crate::response::Body;
 
 /// Runs the proxy's startup work (prerendering, which may hold back accepting), then serves `listener` until
@@ -93,9 +93,12 @@ pub async fn run_live(
     };
     live.current().set_serving(true);
     let handler_live = live.clone();
-    let handler = move |request, client| {
-        let proxy = handler_live.current();
-        async move { proxy.handle(request, client).await }
+    let handlers = move || {
+        let connection = ConnectionProxy::new(handler_live.clone());
+        move |request, client| {
+            let proxy = connection.current();
+            async move { proxy.handle(request, client).await }
+        }
     };
     let counted = live.clone();
     let on_connect = move || Some(counted.current().metrics().connection_opened());
@@ -105,21 +108,22 @@ pub async fn run_live(
         shutdown.await;
         draining_live.current().set_serving(false);
     };
-    serve(listener, handler, shutdown, &limits, on_connect).await;
+    serve(listener, handlers, shutdown, &limits, on_connect).await;
     live.current().stop().await;
 }
 
-/// Serves `listener` with `handler` under `limits` until `shutdown` resolves, then drains for
-/// `limits.shutdown_timeout`. Shared by the public listener and the admin listener. `on_connect` may hand out a
-/// guard held for as long as each connection is open (the public listener's connection gauge).
+/// Serves `listener` under `limits` until `shutdown` resolves, then drains for `limits.shutdown_timeout`; each
+/// connection's requests go to a handler `handlers` makes for it (so a connection can keep state of its own).
+/// Shared by the public listener and the admin listener. `on_connect` may hand out a guard held for as long as
+/// each connection is open (the public listener's connection gauge).
 pub(crate) async fn serve<H, F>(
     listener: TcpListener,
-    handler: H,
+    handlers: impl Fn() -> H,
     shutdown: impl Future<Output = ()>,
     limits: &ServerConfig,
     on_connect: impl Fn() -> Option<ConnectionGuard>,
 ) where
-    H: Fn(Request<Incoming>, std::net::SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, std::net::SocketAddr) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let builder = builder(limits);
@@ -150,7 +154,7 @@ pub(crate) async fn serve<H, F>(
         serve_connection(
             &graceful,
             &builder,
-            handler.clone(),
+            handlers(),
             (stream, client),
             (Some(permit), on_connect()),
             limits,
@@ -159,14 +163,7 @@ pub(crate) async fn serve<H, F>(
     // Connections the kernel has queued but not handed over yet would be reset when the listener closes (with
     // `SO_REUSEPORT`, a successor is already accepting the new ones): serve them before closing.
     for accepted in queued_connections(listener) {
-        serve_connection(
-            &graceful,
-            &builder,
-            handler.clone(),
-            accepted,
-            (None, on_connect()),
-            limits,
-        );
+        serve_connection(&graceful, &builder, handlers(), accepted, (None, on_connect()), limits);
     }
     if limits.reuse_port {
         // hyper's graceful shutdown closes a connection that has not sent a whole request yet: give the ones
@@ -196,7 +193,7 @@ fn serve_connection<H, F>(
     (permit, open): ConnectionHolds,
     limits: &ServerConfig,
 ) where
-    H: Fn(Request<Incoming>, std::net::SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, std::net::SocketAddr) -> F + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let _ = stream.set_nodelay(true);
