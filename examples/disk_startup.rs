@@ -8,11 +8,13 @@
 //! It writes PAGES entries of BYTES into a fresh temp directory (setup, not measured), then measures, each from a
 //! cold process state (the OS page cache stays warm, as after a restart of the process alone):
 //! 1. lazy (what isr-proxy does): proxy start → first HIT over HTTP, and → the background index scan finished;
+//!    meanwhile clients request random persisted pages, to show that the scan does not hold requests up;
 //! 2. eager: read, decode and insert every file into the in-memory cache before serving.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -26,7 +28,18 @@ use isr_proxy::cache::{Cache, CacheKey, Entry, Lifetime};
 use isr_proxy::{Clock, Config, Proxy};
 use tokio::net::TcpListener;
 
+#[path = "common/measure.rs"]
+mod measure;
+use measure::{Percentiles, mib, peak_rss_bytes, rss_bytes, spawn_hitters};
+
+/// Clients requesting random persisted pages while the index scan runs, each one request at a time.
+const CLIENTS_DURING_SCAN: usize = 4;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The binary's allocator (see `src/main.rs`), so that memory and timings are the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -80,9 +93,22 @@ revalidate = 3600
     ));
     let status = first_hit(addr, pages / 2).await?;
     let first_hit_ms = started.elapsed().as_secs_f64() * 1e3;
+    let stop_clients = Arc::new(AtomicBool::new(false));
+    let clients = spawn_hitters(CLIENTS_DURING_SCAN, &stop_clients, move |client, n| {
+        format!("http://{addr}/page/{}", random_below(pages, client, n))
+    });
     proxy.cache().flush().await; // queued after the scan: returns when indexing is done
     let indexed_s = started.elapsed().as_secs_f64();
+    stop_clients.store(true, Ordering::Relaxed);
+    let (samples, not_hits) = clients.await?;
     println!("lazy:  first HIT after {first_hit_ms:.1} ms ({status}); all {pages} indexed after {indexed_s:.2} s");
+    println!(
+        "lazy:  during the scan, {CLIENTS_DURING_SCAN} clients on random pages: {} ({not_hits} not HIT); resident \
+         {:.0} MiB (peak {:.0} MiB)",
+        Percentiles::of(samples.into_iter().map(|(_, took)| took).collect()),
+        mib(rss_bytes() as f64),
+        mib(peak_rss_bytes() as f64),
+    );
     let _ = stop.send(());
     server.await?;
 
@@ -132,6 +158,14 @@ fn populate(root: &Path, pages: usize, bytes: usize) -> Result<(), Error> {
         std::fs::write(path, codec::encode(&key, &entry))?;
     }
     Ok(())
+}
+
+/// A page id below `pages` for `client`'s n-th request, spread over all of them (splitmix64 of both).
+fn random_below(pages: usize, client: usize, n: u64) -> u64 {
+    let mut z = ((client as u64) << 40 ^ n).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) % pages.max(1) as u64
 }
 
 async fn first_hit(addr: SocketAddr, id: usize) -> Result<String, Error> {
