@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::store::{ApplyInvalidation, Invalidation, Store};
-use super::{Cache, CacheKey, Entry};
+use super::{Cache, CacheKey, Entry, KEYS_BETWEEN_YIELDS};
 
 impl Cache {
     /// The callback through which the shared tier hands over other instances' invalidations. It reaches memory
@@ -83,7 +83,10 @@ impl Cache {
 
     async fn invalidate_tag_here(&self, tag: &str, purge: bool) -> usize {
         let tagged = self.keys_with_tag(tag).await;
-        for (key, entry) in &tagged {
+        for (i, (key, entry)) in tagged.iter().enumerate() {
+            if i % KEYS_BETWEEN_YIELDS == KEYS_BETWEEN_YIELDS - 1 {
+                tokio::task::yield_now().await;
+            }
             if purge {
                 self.remove_here(key).await;
             } else {
