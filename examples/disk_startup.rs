@@ -15,22 +15,23 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use isr_proxy::cache::Cache;
 use isr_proxy::cache::store::{codec, disk};
-use isr_proxy::cache::{Cache, CacheKey, Entry, Lifetime};
 use isr_proxy::{Clock, Config, Proxy};
 use tokio::net::TcpListener;
 
 #[path = "common/measure.rs"]
 mod measure;
+#[path = "common/pages.rs"]
+mod pages;
 use measure::{Percentiles, mib, peak_rss_bytes, rss_bytes, spawn_hitters};
+use pages::fresh_page;
 
 /// Clients requesting random persisted pages while the index scan runs, each one request at a time.
 const CLIENTS_DURING_SCAN: usize = 4;
@@ -136,21 +137,8 @@ revalidate = 3600
 
 fn populate(root: &Path, pages: usize, bytes: usize) -> Result<(), Error> {
     let body = Bytes::from(vec![b'x'; bytes]);
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("text/html; charset=utf-8"));
     for id in 0..pages {
-        let key = CacheKey::new(&format!("/page/{id}"), None, Vec::new());
-        let entry = Entry::from_origin(
-            StatusCode::OK,
-            headers.clone(),
-            body.clone(),
-            SystemTime::now(),
-            Lifetime {
-                revalidate: Some(Duration::from_secs(3600)),
-                expire: Duration::from_secs(86_400),
-            },
-            &HeaderName::from_static("x-isr-tags"),
-        );
+        let (key, entry) = fresh_page(&format!("/page/{id}"), body.clone());
         let path = disk::file_path(root, &key);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;

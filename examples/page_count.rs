@@ -15,14 +15,15 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, StatusCode};
-use isr_proxy::cache::{CacheKey, Entry, Lifetime};
 use isr_proxy::{Clock, Config, Proxy};
 use tokio::net::TcpListener;
+
+#[path = "common/pages.rs"]
+mod pages;
+use pages::fresh_page;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -149,23 +150,8 @@ revalidate = 3600
     )?;
     let proxy = Proxy::new(&config, Clock::system());
     let body = Bytes::from(vec![b'x'; bytes]);
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("text/html; charset=utf-8"));
-    let tags_header = HeaderName::from_static("x-isr-tags");
-    let lifetime = Lifetime {
-        revalidate: Some(Duration::from_secs(3600)),
-        expire: Duration::from_secs(86_400),
-    };
     for id in 1..=pages {
-        let key = CacheKey::new(&format!("/page/{id}"), None, Vec::new());
-        let entry = Entry::from_origin(
-            StatusCode::OK,
-            headers.clone(),
-            body.clone(),
-            SystemTime::now(),
-            lifetime,
-            &tags_header,
-        );
+        let (key, entry) = fresh_page(&format!("/page/{id}"), body.clone());
         proxy.cache().insert(key, Arc::new(entry)).await;
     }
     Ok(proxy)
