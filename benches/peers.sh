@@ -27,6 +27,8 @@ set -euo pipefail
 die() { echo "peers.sh: $*" >&2; exit 1; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=benches/common.sh
+source "$here/common.sh"
 root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null) || die "$here is not inside a git checkout"
 bench="$root/../shared/bench"
 compare="$bench/compare.sh"
@@ -67,12 +69,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
-echo "building isr-proxy (release)"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin isr-proxy || die "release build failed"
-target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/release/isr-proxy"
-[ -x "$bin" ] || die "$bin missing after the build"
+bin=$(release_binary "$root")
 [ $want_baseline = 0 ] || die "--baseline needs the path of an isr-proxy binary"
 [ -z "$baseline" ] || [ -x "$baseline" ] || die "--baseline $baseline is not an executable"
 
@@ -81,10 +78,7 @@ cmp_pid=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ -n "$cmp_pid" ] && kill -0 "$cmp_pid" 2>/dev/null; then
-    kill -TERM "$cmp_pid" 2>/dev/null || true
-    wait "$cmp_pid" 2>/dev/null || true
-  fi
+  stop_compare "$cmp_pid"
   # compare.sh stops the candidate itself; this only catches a proxy left behind if compare.sh was killed hard.
   local pidfile pid
   for pidfile in "$work"/*.pid; do

@@ -57,6 +57,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=benches/common.sh
+source "$here/common.sh"
 root=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null) || die "$here is not inside a git checkout"
 [ -f "$root/../shared/bench/compare.sh" ] || die "peer harness not found at $root/../shared/bench/compare.sh"
 bench=$(cd "$root/../shared/bench" && pwd)
@@ -68,12 +70,7 @@ for n in 1 2 4 8 16; do [ "$n" -lt "${#cpus[@]}" ] && ns+=("$n"); done
 [ ${#ns[@]} -gt 0 ] || die "needs at least 2 cores (1 for the servers, 1 for wrk); this process may use ${#cpus[@]}"
 cpu_list() { local IFS=,; echo "$*"; }
 
-echo "building isr-proxy (release)"
-cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin isr-proxy || die "release build failed"
-target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/release/isr-proxy"
-[ -x "$bin" ] || die "$bin missing after the build"
+bin=$(release_binary "$root")
 
 deadline=$((SECONDS + max_seconds))
 # Fresh for the whole bounded run: compare.sh's own TTL estimate leaves out quiet waits and repeated rounds, and
@@ -85,11 +82,7 @@ cmp_pid=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  # compare.sh stops everything it started (origin, limit server, candidates) when it gets TERM.
-  if [ -n "$cmp_pid" ] && kill -0 "$cmp_pid" 2>/dev/null; then
-    kill -TERM "$cmp_pid" 2>/dev/null || true
-    wait "$cmp_pid" 2>/dev/null || true
-  fi
+  stop_compare "$cmp_pid"
   rm -rf "$work"
   exit "$rc"
 }
