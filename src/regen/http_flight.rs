@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use http::header::{ETAG, HeaderName, LAST_MODIFIED};
 use http::{HeaderMap, StatusCode};
 
-use super::{Fetch, Inner, RegenOutcome, clear_failure, failed, record_failure, store, too_large};
+use super::fetch::{clear_failure, failed, record_failure, store, too_large};
+use super::{Fetch, Inner, RegenOutcome};
 use crate::cache::entry::{HttpMeta, freshen_headers};
 use crate::cache::key::VaryValues;
 use crate::cache::{CacheKey, Entry};
@@ -144,7 +145,7 @@ async fn fetch_once(
         validators,
     };
     let requested_at = inner.clock.now();
-    let fetched = super::fetch_from_origin(inner, key, policy, &request).await;
+    let fetched = super::fetch::fetch_from_origin(inner, key, policy, &request).await;
     let response_time = inner.clock.now();
     Ok(match fetched {
         Ok(Fetched::Complete(page)) if page.status == StatusCode::NOT_MODIFIED => {
