@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use http::header::AUTHORIZATION;
 use http::header::HeaderName;
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::cache::store::redis::RedisState;
 use crate::cache::{Cache, CacheKey, Entry, Freshness};
-use crate::cacheability::{BypassReason, OriginCacheControl, Revalidate, StorePolicy};
+use crate::cacheability::{BypassReason, Revalidate, StorePolicy};
 use crate::clock::Clock;
 use crate::config::{Config, PrerenderConfig};
 use crate::metrics::{Metrics, PassThrough, RevalidationKind, Snapshot};
@@ -31,11 +31,12 @@ use crate::regen::{Fetch, RegenOutcome, RegenSettings, Regenerator};
 use crate::reload::ConfigGeneration;
 use crate::response::{
     Body, CacheStatus, ProxyError, RequestFacts, X_ISR_CACHE, entry_response, forwarded_response, oversized_response,
-    passed_response, plain,
+    passed_response,
 };
 use crate::revalidate::{PRERENDER_REVALIDATE_HEADER, Revalidator};
-use crate::route::{Fallback, MatchedRoute, RouteRule, RouteTable, normalize_host, normalize_path};
+use crate::route::{MatchedRoute, RouteRule, RouteTable, normalize_host, normalize_path};
 
+mod fallback;
 mod origin_mode;
 mod tiers;
 
@@ -354,11 +355,10 @@ impl Proxy {
                         return entry_response(&entry, CacheStatus::Revalidated, Duration::ZERO, &facts);
                     }
                 }
-                let crawler = rule.fallback == Fallback::Placeholder && self.is_crawler(request.headers());
                 if origin_mode {
-                    return Box::pin(self.serve_origin_mode(request.headers(), key, &rule, &facts, crawler)).await;
+                    return Box::pin(self.serve_origin_mode(request.headers(), key, &rule, &facts)).await;
                 }
-                self.serve_cached(key, &rule, &facts, crawler).await
+                self.serve_cached(key, &rule, request.headers(), &facts).await
             }
             None => {
                 let reason = self.pass_through_reason(&request, &path, cacheable_request);
@@ -408,20 +408,20 @@ impl Proxy {
         &self,
         key: CacheKey,
         rule: &RouteRule,
+        headers: &HeaderMap,
         facts: &RequestFacts,
-        crawler: bool,
     ) -> Response<Body> {
         let now = self.clock.now();
         let Some(entry) = self.cache.get(&key).await else {
             // Boxed, like every branch that waits for the origin: the hit path's future stays small, so hyper
             // moves a few hundred bytes per request instead of kilobytes.
-            return match rule.fallback {
-                Fallback::NotFound if !self.regen.is_known(&key) => Box::pin(self.not_found(facts)).await,
-                Fallback::Placeholder if !crawler => Box::pin(self.placeholder(key, rule, facts)).await,
-                Fallback::Blocking | Fallback::NotFound | Fallback::Placeholder => {
-                    Box::pin(self.fetch_page(key, rule.store_policy(), None, facts)).await
+            return Box::pin(async {
+                match self.fallback(&key, rule, headers, facts).await {
+                    Some(response) => response,
+                    None => self.fetch_page(key, rule.store_policy(), None, facts).await,
                 }
-            };
+            })
+            .await;
         };
         match entry.freshness(now) {
             Freshness::Fresh => entry_response(&entry, CacheStatus::Hit, entry.age(now), facts),
@@ -471,68 +471,6 @@ impl Proxy {
             (Fetch::Failed(err), None) => ProxyError::Origin(err).into_response(),
             (Fetch::GaveUp, None) => ProxyError::GaveUp.into_response(),
         }
-    }
-
-    /// `fallback = false` and a path nobody listed: 404 without asking the origin for it. The body is the
-    /// origin's `not_found_page`, fetched once and cached, or a short plain text.
-    async fn not_found(&self, facts: &RequestFacts) -> Response<Body> {
-        let page = match &self.not_found_page {
-            Some(key) => match self.cache.get(key).await {
-                Some(entry) => Some(entry),
-                None => match self.regen.fetch(key.clone(), self.not_found_policy(), None).await {
-                    Fetch::Stored(entry) => Some(entry),
-                    _ => None,
-                },
-            },
-            None => None,
-        };
-        let Some(page) = page else {
-            return plain(StatusCode::NOT_FOUND, "not found");
-        };
-        let mut response = entry_response(&page, CacheStatus::Hit, page.age(self.clock.now()), facts);
-        *response.status_mut() = StatusCode::NOT_FOUND;
-        response
-    }
-
-    /// The not-found page is kept until regenerated on demand, whatever the origin says about it.
-    fn not_found_policy(&self) -> StorePolicy {
-        StorePolicy {
-            route: Arc::from("[origin].not_found_page"),
-            revalidate: Revalidate::OnDemand,
-            not_found_revalidate: None,
-            expire: Duration::ZERO,
-            origin_cache_control: OriginCacheControl::Ignore,
-        }
-    }
-
-    /// `fallback = true`: the placeholder now, the real page rendering in the background. If the placeholder
-    /// cannot be had, the request waits for the real page instead.
-    async fn placeholder(&self, key: CacheKey, rule: &RouteRule, facts: &RequestFacts) -> Response<Body> {
-        let policy = rule.store_policy();
-        let Some(placeholder_path) = &rule.fallback_page else {
-            return self.fetch_page(key, policy, None, facts).await;
-        };
-        self.regen.warm_in_background(key.clone(), policy.clone());
-        let placeholder_key = CacheKey::on_host(key.host(), placeholder_path, None, Vec::new());
-        let placeholder = match self.cache.get(&placeholder_key).await {
-            Some(entry) => Some(entry),
-            None => match self.regen.fetch(placeholder_key, policy.clone(), None).await {
-                Fetch::Stored(entry) => Some(entry),
-                _ => None,
-            },
-        };
-        match placeholder {
-            Some(entry) => entry_response(&entry, CacheStatus::Fallback, Duration::ZERO, facts),
-            None => self.fetch_page(key, policy, None, facts).await,
-        }
-    }
-
-    fn is_crawler(&self, headers: &http::HeaderMap) -> bool {
-        let Some(agent) = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        let agent = agent.to_ascii_lowercase();
-        self.crawlers.iter().any(|crawler| agent.contains(crawler.as_str()))
     }
 
     /// Streams the request to the origin at `path`, the normalised path it was routed on.

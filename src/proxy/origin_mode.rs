@@ -25,7 +25,7 @@ use crate::http_cache::{self, OnError, RequestDirectives, Reuse};
 use crate::origin::OriginError;
 use crate::regen::{Fetch, HttpFetch};
 use crate::response::{Body, CacheStatus, ProxyError, RequestFacts, entry_response};
-use crate::route::{Fallback, Revalidate, RouteRule, normalize_path};
+use crate::route::{Revalidate, RouteRule, normalize_path};
 
 /// The target of an unsafe request, for invalidation once its response is in (RFC 9111 §4.4).
 pub(super) struct UnsafeTarget {
@@ -37,14 +37,12 @@ pub(super) struct UnsafeTarget {
 
 impl Proxy {
     /// Answers a GET or HEAD on a `revalidate = "origin"` route. `key` is the URL's primary key.
-    /// `crawler` as for time-based routes: a crawler never gets a `fallback = true` placeholder.
     pub(super) async fn serve_origin_mode(
         &self,
         headers: &HeaderMap,
         key: CacheKey,
         rule: &RouteRule,
         facts: &RequestFacts,
-        crawler: bool,
     ) -> Response<Body> {
         let directives = RequestDirectives::from_headers(headers);
         let primary = key;
@@ -53,12 +51,9 @@ impl Proxy {
             if directives.only_if_cached {
                 return ProxyError::OnlyIfCached.into_response();
             }
-            return match rule.fallback {
-                Fallback::NotFound if !self.regen.is_known(&primary) => self.not_found(facts).await,
-                Fallback::Placeholder if !crawler => self.placeholder(primary, rule, facts).await,
-                Fallback::Blocking | Fallback::NotFound | Fallback::Placeholder => {
-                    self.validate(key, rule, headers, &directives, None, facts).await
-                }
+            return match self.fallback(&primary, rule, headers, facts).await {
+                Some(response) => response,
+                None => self.validate(key, rule, headers, &directives, None, facts).await,
             };
         };
         let now = self.clock.now();
