@@ -13,12 +13,23 @@ release_binary() {
   echo "$bin"
 }
 
-# Stops a compare.sh run started in the background (PID $1, may be empty): on TERM it stops everything it
-# started (origin, limit server, peers, candidates).
-stop_compare() {
-  local pid=$1
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+# On exit (and on INT or TERM, with their exit codes): stops the compare.sh run in $cmp_pid (on TERM it stops
+# everything it started: origin, limit server, peers, candidates), runs the caller's `cleanup_more` if it defines
+# one, and removes $work. Call once both variables are set.
+cleanup_on_exit() {
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "${cmp_pid:-}" ] && kill -0 "$cmp_pid" 2>/dev/null; then
+    kill -TERM "$cmp_pid" 2>/dev/null || true
+    wait "$cmp_pid" 2>/dev/null || true
   fi
+  if declare -F cleanup_more >/dev/null; then cleanup_more; fi
+  rm -rf "${work:?}"
+  exit "$rc"
 }

@@ -75,11 +75,8 @@ bin=$(release_binary "$root")
 
 work=$(mktemp -d /tmp/isr-peers.XXXXXX)
 cmp_pid=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_compare "$cmp_pid"
-  # compare.sh stops the candidate itself; this only catches a proxy left behind if compare.sh was killed hard.
+# compare.sh stops the candidate itself; this only catches a proxy left behind if compare.sh was killed hard.
+cleanup_more() {
   local pidfile pid
   for pidfile in "$work"/*.pid; do
     [ -f "$pidfile" ] || continue
@@ -89,12 +86,8 @@ cleanup() {
     fi
   done
   if [ -f "$work/redis.pid" ]; then kill -TERM "$(cat "$work/redis.pid")" 2>/dev/null || true; fi
-  rm -rf "$work"
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit
 
 # The candidate command: compare.sh runs it with PORT, ORIGIN_URL and TTL set. It writes the config from them and
 # execs the proxy, so compare.sh's PID is the server's and its CPU and memory accounting sees isr-proxy itself.

@@ -79,16 +79,7 @@ ttl=$((max_seconds > 60 ? max_seconds : 60))
 work=$(mktemp -d /tmp/isr-scale.XXXXXX)
 mkdir -p "$out" "$work/bin"
 cmp_pid=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_compare "$cmp_pid"
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit
 
 # Candidates compare.sh starts with PORT, ORIGIN_URL, ORIGIN_PORT, TTL and WORKDIR set; exec keeps the server's
 # PID, so compare.sh's CPU accounting sees the server's own process tree. SCALE_N is the run's core count.
