@@ -1,7 +1,7 @@
 //! Route rules: which request paths are cached, for how long, and with which part of the query.
 //!
 //! Owns pattern syntax (`/blog/:slug`, `/api/*rest`), precedence (static segment > `:param` > `*rest`, regardless
-//! of file order — delegated to `path-tree`) and the query policy; [`path`] normalises request paths. Routes may
+//! of file order — delegated to `path-tree`) and the query policy; `path` normalises request paths. Routes may
 //! name hosts ([`sites`]): a request's host then selects its routes before the host-less ones. Pure: no I/O, no
 //! clock.
 
