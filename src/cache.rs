@@ -145,16 +145,7 @@ impl Cache {
                 let names: Arc<[http::header::HeaderName]> = key.vary().iter().map(|(name, _)| name.clone()).collect();
                 variants.set_vary_names(&key.primary(), Some(names));
             }
-            if page_tags.is_empty() {
-                return;
-            }
-            let mut index = tags.lock().unwrap_or_else(PoisonError::into_inner);
-            for tag in page_tags {
-                index
-                    .entry(scoped_tag(key.host(), tag).into_owned())
-                    .or_default()
-                    .insert(key.clone());
-            }
+            index_tags(&tags, key, page_tags);
         })
     }
 
@@ -237,14 +228,7 @@ impl Cache {
         self.front.put(key, entry);
         self.keys.put(key, entry);
         self.variants.index(key);
-        if !entry.tags.is_empty() {
-            let mut tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
-            for tag in entry.tags.iter() {
-                tags.entry(scoped_tag(key.host(), tag).into_owned())
-                    .or_default()
-                    .insert(key.clone());
-            }
-        }
+        index_tags(&self.tags, key, &entry.tags);
     }
 
     /// Waits for the tiers' queued writes (graceful shutdown).
@@ -444,6 +428,21 @@ impl Cache {
     }
 }
 
+/// Files `key` under each of its page's `tags` (scoped by the key's host).
+fn index_tags(index: &TagIndex, key: &CacheKey, tags: &[String]) {
+    if tags.is_empty() {
+        return;
+    }
+    let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
+    for tag in tags {
+        index
+            .entry(scoped_tag(key.host(), tag).into_owned())
+            .or_default()
+            .insert(key.clone());
+    }
+}
+
+/// Undoes [`index_tags`].
 fn unindex(index: &TagIndex, key: &CacheKey, tags: &[String]) {
     if tags.is_empty() {
         return;
