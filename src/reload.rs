@@ -12,7 +12,6 @@
 //! rest of the file applies ([`restart_only_changes`]).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -82,7 +81,6 @@ pub struct Reloader {
     live: Arc<LiveProxy>,
     /// The config in effect (restart-only settings as at startup).
     running: Mutex<Config>,
-    generation: AtomicU64,
 }
 
 impl Reloader {
@@ -92,27 +90,28 @@ impl Reloader {
             path,
             live,
             running: Mutex::new(running),
-            generation: AtomicU64::new(0),
         }
     }
 
     /// Re-reads the file and, if it is valid, serves it from now on. An invalid file changes nothing. Outcomes
     /// are logged and counted (`isr_config_reloads_total`).
     pub fn reload(&self) -> Result<ConfigGeneration, ConfigError> {
-        let current = self.live.current();
         let loaded = match Config::load(&self.path) {
             Ok(config) => config,
             Err(err) => {
+                let current = self.live.current();
                 current.metrics().record_config_reload(false);
                 tracing::error!(error = %err, generation = current.generation(), "config reload refused; the running config keeps serving");
                 return Err(err);
             }
         };
+        // Reloads are serialised here, so the proxy read under the lock is the latest and numbers follow on.
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.live.current();
         let restart_needed = restart_only_changes(&running, &loaded);
         let config = keep_restart_only(&running, loaded);
         let generation = ConfigGeneration {
-            number: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+            number: current.generation() + 1,
             restart_needed,
         };
         let keep_origin =
