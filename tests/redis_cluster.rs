@@ -56,7 +56,7 @@ async fn pages_and_revalidations_reach_the_other_instance_through_the_cluster() 
 
     let report = revalidate(a, "path=/blog/c").await;
     assert_eq!(report["paths"]["/blog/c"], "regenerated");
-    eventually_serves(b, "/blog/c", 2, 2000).await;
+    eventually_serves(b, "/blog/c", 2, 5000).await;
     assert_eq!(
         origin.renders("/blog/c"),
         2,
@@ -66,14 +66,14 @@ async fn pages_and_revalidations_reach_the_other_instance_through_the_cluster() 
     // A tag's pages live in other slots than its set: B marks them stale in the cluster and A hears of it.
     let report = revalidate(b, "tag=blog").await;
     assert_eq!(report["tags"]["blog"], 2, "{report}");
-    eventually(2000, "A to learn of the tag revalidation", async || {
+    eventually(5000, "A to learn of the tag revalidation", async || {
         a.client.get("/blog/h").await.cache() == "STALE"
     })
     .await;
 
     let report = revalidate(b, "path=/blog/d&purge=1").await;
     assert_eq!(report["paths"]["/blog/d"], "purged");
-    eventually(2000, "A to drop the purged page", async || {
+    eventually(5000, "A to drop the purged page", async || {
         a.client.get("/blog/d").await.cache() == "MISS"
     })
     .await;
