@@ -17,7 +17,7 @@ use crate::admin::client::{ApiClient, ClientError};
 use crate::config::{DEFAULT_REVALIDATE_PATH, DEFAULT_TOKEN_ENV};
 use crate::revalidate::{PathResult, RevalidateReport, RevalidateRequest};
 
-/// Where the admin listener is unless `--admin-url` or `ISR_ADMIN_URL` says otherwise (the address the README
+/// Where the admin listener is unless `--admin-url` or `ISR_ADMIN_URL` says otherwise (the address the docs
 /// and the deploy files use).
 pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9091";
 /// Where the public listener is unless `--url` or `ISR_PROXY_URL` says otherwise (`listen`'s default).

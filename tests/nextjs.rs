@@ -33,7 +33,7 @@ const START_TIMEOUT_MS: u64 = 30_000;
 const INDEX_STATE_TREE: &str =
     "%5B%22%22%2C%7B%22children%22%3A%5B%22__PAGE__%22%2C%7B%7D%2Cnull%2Cnull%5D%7D%2Cnull%2Cnull%5D";
 
-/// The README's config for a Next.js app ("Using isr-proxy with Next.js"). `/api/*` and `/_next/image` match no
+/// The config for a Next.js app in `docs/nextjs.md#nextjs`. `/api/*` and `/_next/image` match no
 /// route: they are passed through.
 const NEXT_CONFIG: &str = r#"
 [origin]

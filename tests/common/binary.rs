@@ -223,8 +223,9 @@ impl Load {
 
 /// A GET on a connection of its own. A connection refused or reset *while connecting* is retried once, as a
 /// browser or a load balancer does: the request never reached any server. Linux resets connections still in a
-/// closing listener's SYN queue unless `net.ipv4.tcp_migrate_req = 1` (see README, "Deploying"); a failure
-/// after the connection was made is never retried.
+/// closing listener's SYN queue unless `net.ipv4.tcp_migrate_req = 1` (see
+/// `docs/deploying.md#zero-downtime-binary-upgrade-systemd-bare-metal`); a failure after the connection was made is
+/// never retried.
 async fn fresh_connection_get(client: &TestClient, path: &str) -> super::TestResponse {
     match client.get(path).header("connection", "close").try_send().await {
         Ok(response) => response,
