@@ -85,9 +85,10 @@ impl PartialEq for CacheKey {
 
 impl Eq for CacheKey {}
 
-/// Keys sort by path and query, then by variant headers, then by `Vary` values, so that every key under a path
-/// prefix is one contiguous range of an ordered index (the admin listing pages through it without a scan), with
-/// a page's variants right after it. Consistent with `Eq`.
+/// Keys sort by path and query, then by variant headers, then by `Vary` values, then by host (a host-less key
+/// first), so that every key under a path prefix is one contiguous range of an ordered index (the admin listing
+/// and prefix revalidation read it without a scan), with a page's variants right after it. Consistent with `Eq`:
+/// the keys of two sites' pages at one path are two keys of the index, not one.
 impl Ord for CacheKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         if Arc::ptr_eq(&self.0, &other.0) {
@@ -106,6 +107,7 @@ impl Ord for CacheKey {
             .cmp(&other.0.path_and_query)
             .then_with(|| variant(self).cmp(variant(other)))
             .then_with(|| vary(self).cmp(vary(other)))
+            .then_with(|| self.0.host.cmp(&other.0.host))
     }
 }
 
@@ -440,6 +442,12 @@ mod tests {
         assert!(
             CacheKey::new("/a", None, Vec::new()) < language(None),
             "a page's Vary variants follow it"
+        );
+        let on = |host| CacheKey::on_host(host, "/a", None, Vec::new());
+        assert!(on(None) < on(Some("a.example.com")) && on(Some("a.example.com")) < on(Some("b.example.com")));
+        assert!(
+            on(Some("b.example.com")) < CacheKey::new("/a", None, rsc.clone()),
+            "sites only break ties: a path's keys stay one run"
         );
         assert_ne!(
             language(Some("de")).cmp(&language(Some("en"))),
