@@ -10,7 +10,8 @@
 //! [`Cache::apply`], which never announces again.
 //!
 //! Besides moka, an ordered index of the keys in memory ([`index`]) lets the admin listing page through the cache
-//! without scanning it; like the tag index, it is written when entries are stored or evicted, never on a hit.
+//! and a prefix revalidation find its pages without scanning it; like the tag index, it is written when entries
+//! are stored or evicted, never on a hit.
 //!
 //! # Concurrent calls on the same key
 //! `get` is lock-free (moka). Writes (`insert`, `keep`, a page read back from a lower tier) go through moka's
@@ -22,6 +23,7 @@ mod front;
 pub mod index;
 mod invalidate;
 pub mod key;
+mod prefix;
 pub mod store;
 mod variants;
 
@@ -36,6 +38,7 @@ use index::KeyIndex;
 pub use index::{ListPage, ListQuery};
 pub use key::{CacheKey, scoped_tag, unscoped_tag};
 use moka::ops::compute::{CompResult, Op};
+pub use prefix::PathPrefix;
 use store::Store;
 use store::redis::RedisStore;
 use variants::Variants;
@@ -44,6 +47,9 @@ use variants::Variants;
 /// tag). Entries are re-checked on use, so a stale mapping is harmless, only wasted memory, and evictions clean
 /// it up.
 type TagIndex = Arc<Mutex<HashMap<String, BTreeSet<CacheKey>>>>;
+
+/// See [`Cache::scanned`](Cache).
+type Scanned = Arc<Mutex<BTreeSet<CacheKey>>>;
 
 /// Keys a walk over a tag's pages (invalidation, [`Cache::keys_with_tag`]) handles between two yields to the
 /// runtime: about 0.5 ms of work, short enough that hits queued behind it on the same worker thread keep a
@@ -58,6 +64,9 @@ pub struct Cache {
     front: Arc<Front>,
     /// Every key in memory, in order, for the admin listing.
     keys: Arc<KeyIndex>,
+    /// Keys a lower tier's startup scan found (the disk tier's pages), in key order, so that a prefix also
+    /// reaches pages memory does not hold. Re-checked on use, like the tag index; a purge removes its key.
+    scanned: Scanned,
     tags: TagIndex,
     variants: Variants,
     /// This instance's lower tiers (disk), consulted in order on an in-memory miss and written behind every
@@ -107,6 +116,7 @@ impl Cache {
             entries,
             front,
             keys,
+            scanned: Arc::default(),
             tags,
             variants,
             tiers: Arc::new([]),
@@ -134,12 +144,18 @@ impl Cache {
         self
     }
 
-    /// A callback that indexes a page found by a tier at startup (the disk scan): its tags, and, for a `Vary`
-    /// variant, the variant itself and the names its URL varies on, so that requests find persisted variants.
+    /// A callback that indexes a page found by a tier at startup (the disk scan): its key (for prefixes), its
+    /// tags, and, for a `Vary` variant, the variant itself and the names its URL varies on, so that requests find
+    /// persisted variants.
     pub fn tag_indexer(&self) -> store::disk::OnScanned {
         let tags = self.tags.clone();
         let variants = self.variants.clone();
+        let scanned = self.scanned.clone();
         Box::new(move |key: &CacheKey, page_tags: &[String]| {
+            scanned
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key.clone());
             variants.index(key);
             if !key.vary().is_empty() {
                 let names: Arc<[http::header::HeaderName]> = key.vary().iter().map(|(name, _)| name.clone()).collect();
@@ -267,6 +283,48 @@ impl Cache {
             if let Some(entry) = entry
                 && entry.has_tag(origin_tag)
             {
+                found.push((key, entry));
+            }
+        }
+        found
+    }
+
+    /// The pages cached by this instance that `prefix` covers. Those in memory are read from the ordered key index,
+    /// one run of the prefix at a time, [`KEYS_BETWEEN_YIELDS`] keys per lock and yielding between them; those only
+    /// a lower tier's scan knows are loaded from it. Costs time in proportion to the keys under the prefix's path
+    /// (other sites' pages at those paths included), not to the cache.
+    pub async fn keys_with_prefix(&self, prefix: &PathPrefix) -> Vec<(CacheKey, Arc<Entry>)> {
+        let runs = prefix.runs();
+        let mut found = Vec::new();
+        for run in &runs {
+            let mut after = None;
+            loop {
+                let (chunk, next) = self.keys.run_chunk(prefix, run, after.as_ref(), KEYS_BETWEEN_YIELDS);
+                // The index may still hold a key moka dropped a moment ago (its eviction is being handled).
+                found.extend(chunk.into_iter().filter(|(key, _)| self.entries.contains_key(key)));
+                let Some(next) = next else { break };
+                after = Some(next);
+                tokio::task::yield_now().await;
+            }
+        }
+        let only_scanned: Vec<CacheKey> = {
+            let scanned = self.scanned.lock().unwrap_or_else(PoisonError::into_inner);
+            runs.iter()
+                .flat_map(|run| {
+                    let start = CacheKey::new(&run.start, None, Vec::new());
+                    scanned
+                        .range(start..)
+                        .take_while(|key| run.contains(key.path_and_query()))
+                })
+                .filter(|key| prefix.covers(key) && !self.entries.contains_key(*key))
+                .cloned()
+                .collect()
+        };
+        for (i, key) in only_scanned.into_iter().enumerate() {
+            if i % KEYS_BETWEEN_YIELDS == KEYS_BETWEEN_YIELDS - 1 {
+                tokio::task::yield_now().await;
+            }
+            if let Some(entry) = self.get(&key).await {
                 found.push((key, entry));
             }
         }

@@ -44,9 +44,10 @@ const REVALIDATE_EXAMPLES: &str = "Examples:
   export ISR_REVALIDATE_TOKEN=change-me     # the token the proxy was started with
   isr-proxy revalidate --path /blog/hello --path /
   isr-proxy revalidate --tag posts --url http://127.0.0.1:3000
+  isr-proxy revalidate --prefix /blog          # /blog and everything under /blog/
   isr-proxy revalidate --path /blog/old --purge
 
-Prints one line per path and tag; exits 0 only if every path succeeded.";
+Prints one line per path, tag and prefix; exits 0 only if every path succeeded.";
 
 const INSPECT_EXAMPLES: &str = "Examples:
   isr-proxy inspect --prefix /blog/ --state stale
@@ -76,7 +77,7 @@ pub struct AdminArgs {
 
 /// `isr-proxy revalidate`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["paths", "tags"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["paths", "tags", "prefixes"])))]
 pub struct RevalidateArgs {
     /// A path to regenerate now (or purge); repeatable.
     #[arg(long = "path", value_name = "PATH")]
@@ -84,6 +85,10 @@ pub struct RevalidateArgs {
     /// A tag whose pages to mark stale (or purge); repeatable.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// A path prefix whose pages to mark stale (or purge), by whole segments: `/blog` is `/blog` and everything
+    /// under `/blog/`, never `/blog-old`; repeatable.
+    #[arg(long = "prefix", value_name = "PREFIX")]
+    pub prefixes: Vec<String>,
     /// Remove the pages instead (the next request is a MISS).
     #[arg(long)]
     pub purge: bool,
@@ -267,6 +272,7 @@ async fn revalidate(args: RevalidateArgs, out: &mut impl Write) -> Result<Outcom
     let request = RevalidateRequest {
         paths: args.paths,
         tags: args.tags,
+        prefixes: args.prefixes,
         purge: args.purge,
         host: args.host,
     };

@@ -91,7 +91,9 @@ pub enum RevalidationKind {
     Path,
     /// A tag's pages marked stale.
     Tag,
-    /// A path or a tag's pages removed.
+    /// The pages under a path prefix marked stale.
+    Prefix,
+    /// A path's, a tag's or a prefix's pages removed.
     Purge,
 }
 
@@ -100,6 +102,7 @@ impl RevalidationKind {
         match self {
             Self::Path => "path",
             Self::Tag => "tag",
+            Self::Prefix => "prefix",
             Self::Purge => "purge",
         }
     }

@@ -1,10 +1,11 @@
-//! On-demand revalidation: the authenticated `POST` endpoint (by path, by tag, purge) and the per-request
-//! `x-prerender-revalidate` trigger.
+//! On-demand revalidation: the authenticated `POST` endpoint (by path, by tag, by path prefix, purge) and the
+//! per-request `x-prerender-revalidate` trigger.
 //!
 //! This is how a CMS webhook says "this content changed". Paths are keyed exactly as requests are
 //! ([`RouteTable::cached_route`]) and regenerated through the same single-flight as requests ([`Regenerator`]),
 //! so a revalidation racing a burst of stale requests still costs one origin fetch. Tags are found through the
-//! cache's tag index, in time proportional to the tagged pages. The endpoint is off unless a token is set.
+//! cache's tag index, prefixes ([`PathPrefix`]) through its ordered key index, in time proportional to the
+//! pages found. The endpoint is off unless a token is set.
 //! With a shared tier (Redis) every change made here reaches every instance (see `cache`).
 
 use std::collections::BTreeMap;
@@ -19,17 +20,17 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use crate::cache::{Cache, scoped_tag};
+use crate::cache::{Cache, PathPrefix, scoped_tag};
 use crate::clock::Clock;
 use crate::config::Token;
 use crate::metrics::{Metrics, RevalidationKind};
 use crate::regen::{RegenOutcome, Regenerator};
 use crate::response::Body;
-use crate::route::{RouteTable, normalize_host};
+use crate::route::{RouteTable, normalize_host, normalize_path};
 
 /// Largest request body the endpoint reads; a webhook payload is a list of paths and tags, never more.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Most paths plus tags in one call, so one request cannot queue unbounded origin work.
+/// Most paths, tags and prefixes in one call, so one request cannot queue unbounded origin work.
 pub const MAX_ITEMS: usize = 1000;
 /// The per-request trigger used by SvelteKit and Nuxt on Vercel.
 pub const PRERENDER_REVALIDATE_HEADER: HeaderName = HeaderName::from_static("x-prerender-revalidate");
@@ -88,6 +89,10 @@ pub struct RevalidateRequest {
     /// Tags whose pages to mark stale (or purge).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Path prefixes whose pages to mark stale (or purge), by whole segments (see [`PathPrefix`]). Left out when
+    /// empty, so that the CLI can still talk to a proxy that predates prefixes (it refuses unknown fields).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
     /// Remove instead of regenerating or marking stale.
     #[serde(default)]
     pub purge: bool,
@@ -137,6 +142,9 @@ pub struct RevalidateReport {
     pub paths: BTreeMap<String, PathResult>,
     /// Per tag: the pages found (marked stale, or purged).
     pub tags: BTreeMap<String, usize>,
+    /// Per prefix, as given: the pages found (marked stale, or purged), variants included.
+    #[serde(default)]
+    pub prefixes: BTreeMap<String, usize>,
 }
 
 /// The endpoint and the trigger, with what they act on.
@@ -208,6 +216,7 @@ impl Revalidator {
                 "secret" => secret = Some(value.as_bytes().to_vec()),
                 "path" => order.paths.push(value.into_owned()),
                 "tag" => order.tags.push(value.into_owned()),
+                "prefix" => order.prefixes.push(value.into_owned()),
                 "purge" => order.purge = matches!(&*value, "1" | "true"),
                 "host" => order.host = Some(value.into_owned()),
                 _ => {}
@@ -222,14 +231,15 @@ impl Revalidator {
                 .map_err(|err| RevalidateError::BadRequest(format!("malformed JSON body: {err}")))?;
             order.paths.extend(from_body.paths);
             order.tags.extend(from_body.tags);
+            order.prefixes.extend(from_body.prefixes);
             order.purge |= from_body.purge;
             order.host = from_body.host.or(order.host);
         }
-        validate(&order)?;
-        Ok(self.execute(order).await)
+        let prefixes = validate(&order)?;
+        Ok(self.execute(order, prefixes).await)
     }
 
-    async fn execute(&self, order: RevalidateRequest) -> Response<Body> {
+    async fn execute(&self, order: RevalidateRequest, prefixes: Vec<(String, PathPrefix)>) -> Response<Body> {
         let mut tasks = JoinSet::new();
         let mut paths = BTreeMap::new();
         // Validated: a host that does not normalise was refused with 400.
@@ -301,6 +311,18 @@ impl Revalidator {
             tracing::info!(tag = %tag, pages, purge = order.purge, "revalidated tag");
             tags.insert(tag, pages);
         }
+        let mut prefix_pages = BTreeMap::new();
+        for (given, prefix) in prefixes {
+            let pages = self.cache.invalidate_prefix(&prefix, order.purge).await;
+            if order.purge {
+                self.metrics.record_revalidation(RevalidationKind::Purge, "purged");
+            } else {
+                self.metrics
+                    .record_revalidation(RevalidationKind::Prefix, "marked_stale");
+            }
+            tracing::info!(prefix = %given, pages, purge = order.purge, "revalidated prefix");
+            prefix_pages.insert(given, pages);
+        }
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok((path, result)) => {
@@ -322,6 +344,7 @@ impl Revalidator {
             now: u64::try_from(now).unwrap_or(u64::MAX),
             paths,
             tags,
+            prefixes: prefix_pages,
         };
         let status = if failed {
             StatusCode::BAD_GATEWAY
@@ -346,13 +369,14 @@ async fn read_body(body: Incoming) -> Result<Bytes, RevalidateError> {
     }
 }
 
-fn validate(order: &RevalidateRequest) -> Result<(), RevalidateError> {
+/// Checks a call; returns its prefixes, read (each with the text it was given as).
+fn validate(order: &RevalidateRequest) -> Result<Vec<(String, PathPrefix)>, RevalidateError> {
     let bad = |reason: String| Err(RevalidateError::BadRequest(reason));
-    if order.paths.is_empty() && order.tags.is_empty() {
-        return bad("give at least one path or tag".to_owned());
+    if order.paths.is_empty() && order.tags.is_empty() && order.prefixes.is_empty() {
+        return bad("give at least one path, tag or prefix".to_owned());
     }
-    if order.paths.len() + order.tags.len() > MAX_ITEMS {
-        return bad(format!("at most {MAX_ITEMS} paths and tags per call"));
+    if order.paths.len() + order.tags.len() + order.prefixes.len() > MAX_ITEMS {
+        return bad(format!("at most {MAX_ITEMS} paths, tags and prefixes per call"));
     }
     if let Some(path) = order
         .paths
@@ -367,7 +391,43 @@ fn validate(order: &RevalidateRequest) -> Result<(), RevalidateError> {
     if order.tags.iter().any(|t| t.trim().is_empty()) {
         return bad("tags must not be empty".to_owned());
     }
-    Ok(())
+    let host = order.host.as_deref().and_then(normalize_host);
+    let mut prefixes = Vec::with_capacity(order.prefixes.len());
+    for given in &order.prefixes {
+        match read_prefix(host.as_deref(), given) {
+            Ok(prefix) => prefixes.push((given.clone(), prefix)),
+            Err(reason) => return bad(reason),
+        }
+    }
+    Ok(prefixes)
+}
+
+/// A prefix as a call gives it: a path (`/blog`), on `host` if the call names one, or a full URL
+/// (`https://shop.example.com/blog`), whose host then replaces it. Normalised as request paths are, so it meets
+/// the keys they make; a query is refused (a prefix names paths).
+fn read_prefix(host: Option<&str>, given: &str) -> Result<PathPrefix, String> {
+    let (url_host, path) = match given.split_once("://") {
+        Some(("http" | "https", rest)) => {
+            let slash = rest.find('/').unwrap_or(rest.len());
+            let url_host =
+                normalize_host(&rest[..slash]).ok_or_else(|| format!("prefix {given:?} has no valid host"))?;
+            (
+                Some(url_host),
+                rest.get(slash..).filter(|p| !p.is_empty()).unwrap_or("/"),
+            )
+        }
+        _ => (None, given),
+    };
+    if !path.starts_with('/') {
+        return Err(format!(
+            "prefix {given:?} must start with '/' (or be a full http(s) URL)"
+        ));
+    }
+    if path.contains(['?', '#']) {
+        return Err(format!("prefix {given:?} must be a path, without a query"));
+    }
+    let path = normalize_path(path).map_err(|err| format!("prefix {given:?}: {err}"))?;
+    Ok(PathPrefix::new(url_host.as_deref().or(host), &path))
 }
 
 fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
@@ -395,12 +455,47 @@ mod tests {
 
     #[test]
     fn reports_keep_their_wire_form_and_read_back() {
-        let text = r#"{"revalidated":false,"now":1795430400000,"paths":{"/a":"regenerated","/b":"not cached","/c":{"error":"origin answered 500 Internal Server Error; last good page kept"}},"tags":{"blog":3}}"#;
+        let text = r#"{"revalidated":false,"now":1795430400000,"paths":{"/a":"regenerated","/b":"not cached","/c":{"error":"origin answered 500 Internal Server Error; last good page kept"}},"tags":{"blog":3},"prefixes":{"/docs":2}}"#;
         let report: RevalidateReport = serde_json::from_str(text).expect("reads");
         assert_eq!(report.paths["/a"], PathResult::Done(PathDone::Regenerated));
         assert_eq!(report.paths["/b"], PathResult::Done(PathDone::NotCached));
         assert!(matches!(&report.paths["/c"], PathResult::Error { error } if error.starts_with("origin answered 500")));
+        assert_eq!(report.prefixes["/docs"], 2);
         assert_eq!(serde_json::to_string(&report).expect("writes"), text);
+        let before_prefixes: RevalidateReport =
+            serde_json::from_str(r#"{"revalidated":true,"now":1,"paths":{},"tags":{}}"#).expect("reads");
+        assert!(
+            before_prefixes.prefixes.is_empty(),
+            "a report from a proxy without prefixes still reads"
+        );
+    }
+
+    #[test]
+    fn prefixes_are_read_as_paths_on_a_site() {
+        let read = |host, given| read_prefix(host, given);
+        assert_eq!(read(None, "/blog"), Ok(PathPrefix::new(None, "/blog")));
+        assert_eq!(read(None, "/blog/"), Ok(PathPrefix::new(None, "/blog/")));
+        assert_eq!(
+            read(None, "/a//b/../c"),
+            Ok(PathPrefix::new(None, "/a/c")),
+            "normalised as request paths are"
+        );
+        assert_eq!(
+            read(Some("shop.example.com"), "/blog"),
+            Ok(PathPrefix::new(Some("shop.example.com"), "/blog"))
+        );
+        assert_eq!(
+            read(Some("other.example.com"), "https://Shop.Example.com/blog"),
+            Ok(PathPrefix::new(Some("shop.example.com"), "/blog")),
+            "a full URL names its own site"
+        );
+        assert_eq!(
+            read(None, "https://shop.example.com"),
+            Ok(PathPrefix::new(Some("shop.example.com"), "/"))
+        );
+        for bad in ["blog", "", "/blog?page=2", "/blog#top", "/../x", "ftp://x/y"] {
+            assert!(read(None, bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -408,8 +503,7 @@ mod tests {
         let order = |paths: &[&str], tags: &[&str]| RevalidateRequest {
             paths: paths.iter().map(|p| p.to_string()).collect(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            purge: false,
-            host: None,
+            ..RevalidateRequest::default()
         };
         assert!(validate(&order(&["/a"], &[])).is_ok());
         assert!(validate(&order(&[], &["t"])).is_ok());
@@ -422,6 +516,12 @@ mod tests {
         };
         assert!(validate(&bad_host).is_err());
         assert!(validate(&order(&[], &[" "])).is_err());
+        let prefixes = |prefixes: &[&str]| RevalidateRequest {
+            prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+            ..RevalidateRequest::default()
+        };
+        assert_eq!(validate(&prefixes(&["/blog"])).map(|p| p.len()).ok(), Some(1));
+        assert!(validate(&prefixes(&["blog"])).is_err());
         let many: Vec<String> = (0..=MAX_ITEMS).map(|i| format!("/p/{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(validate(&order(&many, &[])).is_err());

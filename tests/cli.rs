@@ -141,7 +141,7 @@ async fn inspect_shows_why_a_page_is_stale_and_the_failed_regeneration() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn revalidate_prints_per_path_results_and_fails_if_any_path_failed() {
+async fn revalidate_prints_per_path_tag_and_prefix_results_and_fails_if_any_path_failed() {
     let origin = TestOrigin::new()
         .header("/blog/a", "x-isr-tags", "blog")
         .header("/blog/broken", "x-isr-tags", "blog")
@@ -190,6 +190,25 @@ async fn revalidate_prints_per_path_results_and_fails_if_any_path_failed() {
         run.stdout
     );
 
+    let run = isr_proxy(
+        &[
+            "revalidate",
+            "--url",
+            &url,
+            "--prefix",
+            "/blog",
+            "--prefix",
+            "/elsewhere",
+        ],
+        &env,
+    )
+    .await;
+    succeeded(&run);
+    assert_eq!(
+        run.stdout,
+        "prefix /blog: 2 pages marked stale\nprefix /elsewhere: 0 pages marked stale\n"
+    );
+
     let run = isr_proxy(&["revalidate", "--url", &url, "--path", "/blog/a", "--purge"], &env).await;
     succeeded(&run);
     assert_eq!(run.stdout, "purged       /blog/a\n");
@@ -227,7 +246,7 @@ async fn revalidate_needs_the_token_and_says_which_variable_holds_it() {
     assert_eq!(origin.renders("/blog/a"), 1, "only the authenticated call rendered");
 
     let run = isr_proxy(&["revalidate", "--url", &url], &[("ISR_REVALIDATE_TOKEN", TOKEN)]).await;
-    assert_eq!(run.code, Some(2), "a path or a tag is required: {run:#?}");
+    assert_eq!(run.code, Some(2), "a path, a tag or a prefix is required: {run:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

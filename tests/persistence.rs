@@ -170,6 +170,27 @@ async fn a_purge_removes_the_page_from_disk() {
     second.shutdown().await;
 }
 
+/// Calls the revalidation endpoint with `query` until the report's `field` counts one page: the startup scan of
+/// the disk runs in the background, and indexes pages as it reads them.
+async fn revalidate_once_scanned(proxy: &ProxyHandle, query: &str, field: &str, name: &str) {
+    let report = common::within(2_000, "revalidation of a scanned page", async {
+        loop {
+            let response = proxy
+                .client
+                .post(&format!("/_isr/revalidate?{query}"), "")
+                .header("authorization", "Bearer t")
+                .await;
+            let report: serde_json::Value = serde_json::from_str(&response.text).expect("JSON");
+            if report[field][name] == 1 {
+                break report;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(report[field][name], 1, "the startup scan indexed the persisted page");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tags_are_rebuilt_from_disk() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -182,26 +203,26 @@ async fn tags_are_rebuilt_from_disk() {
     first.shutdown().await;
 
     let second = start(dir.path(), "default", &origin).await;
-    let tagged = common::within(2_000, "tag revalidation", async {
-        loop {
-            let response = second
-                .client
-                .post("/_isr/revalidate?tag=post-a", "")
-                .header("authorization", "Bearer t")
-                .await;
-            let report: serde_json::Value = serde_json::from_str(&response.text).expect("JSON");
-            if report["tags"]["post-a"] == 1 {
-                break report;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert_eq!(
-        tagged["tags"]["post-a"], 1,
-        "the startup scan indexed the persisted page's tags"
-    );
+    revalidate_once_scanned(&second, "tag=post-a", "tags", "post-a").await;
     assert_eq!(second.client.get("/blog/a").await.cache(), "STALE");
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prefix_reaches_pages_only_the_disk_holds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let origin = TestOrigin::new().start().await;
+    let first = start(dir.path(), "default", &origin).await;
+    first.client.get("/blog/a").await;
+    first.shutdown().await;
+
+    let second = start(dir.path(), "default", &origin).await;
+    revalidate_once_scanned(&second, "prefix=/blog", "prefixes", "/blog").await;
+    assert_eq!(
+        second.client.get("/blog/a").await.cache(),
+        "STALE",
+        "a page read from disk after the prefix revalidation is stale"
+    );
     second.shutdown().await;
 }
 

@@ -316,7 +316,7 @@ async fn bad_calls_get_clear_4xx_and_lose_nothing() {
             "/_isr/revalidate",
             "{}".into(),
             StatusCode::BAD_REQUEST,
-            "at least one path or tag",
+            "at least one path, tag or prefix",
         ),
         ("/_isr/revalidate", too_many, StatusCode::BAD_REQUEST, "at most 1000"),
         (

@@ -8,6 +8,9 @@
 //! can keep) has to look at entries one by one; it looks at no more than [`MAX_SCAN`] per page and hands back a
 //! cursor to go on from, so a page stays bounded even when few entries match.
 //!
+//! Prefix revalidation reads the same ranges ([`KeyIndex::run_chunk`]), a bounded chunk at a time, so that it
+//! never holds the index's lock for long.
+//!
 //! The index is written where entries are stored and evicted, never on a hit. It holds the entry itself, so
 //! listing reads no moka entry (which would count as an access and skew eviction). An eviction removes a key
 //! only while the index still holds the evicted entry (pointer equality), so a notification that arrives after
@@ -18,6 +21,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use super::prefix::{PathPrefix, Run};
 use super::{CacheKey, Entry, Freshness};
 
 /// Index entries one listing page may examine. A page with a state filter that finds fewer matches stops here
@@ -83,6 +87,38 @@ impl KeyIndex {
     /// The entry indexed under `key`, without touching moka.
     pub(super) fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
         self.lock().get(key).cloned()
+    }
+
+    /// The keys of `run` (with their entries) that `prefix` covers, in order, starting after `after` (or at the
+    /// run's start), examining at most `limit` keys; and the key to go on after if the run may hold more. Reads one range: keys
+    /// outside the run are never examined, and other sites' keys at a covered path only to be skipped.
+    pub(super) fn run_chunk(
+        &self,
+        prefix: &PathPrefix,
+        run: &Run,
+        after: Option<&CacheKey>,
+        limit: usize,
+    ) -> (Vec<(CacheKey, Arc<Entry>)>, Option<CacheKey>) {
+        let start = match after {
+            Some(after) => Bound::Excluded(after.clone()),
+            None => Bound::Included(CacheKey::new(&run.start, None, Vec::new())),
+        };
+        let keys = self.lock();
+        let mut found = Vec::new();
+        let mut last: Option<&CacheKey> = None;
+        for (examined, (key, entry)) in keys.range((start, Bound::Unbounded)).enumerate() {
+            if !run.contains(key.path_and_query()) {
+                return (found, None);
+            }
+            if examined >= limit {
+                return (found, last.cloned());
+            }
+            last = Some(key);
+            if prefix.covers(key) {
+                found.push((key.clone(), entry.clone()));
+            }
+        }
+        (found, None)
     }
 
     /// Keys indexed.
@@ -182,6 +218,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::cache::PathPrefix;
     use crate::cache::tests::{key, page_at};
 
     fn entry(generated_at: SystemTime) -> Arc<Entry> {
@@ -296,6 +333,55 @@ mod tests {
         assert!(index.get(&key("/a")).is_some_and(|e| Arc::ptr_eq(&e, &new)));
         assert!(index.remove_if_same(&key("/a"), &new));
         assert_eq!(index.len(), 0);
+    }
+
+    /// Keys once ordered without their host: two sites' pages at one path were one key of the index, so the
+    /// listing showed one of them and a prefix could reach only one.
+    #[test]
+    fn two_sites_pages_at_one_path_are_two_keys() {
+        let now = SystemTime::now();
+        let index = KeyIndex::default();
+        let on = |host| CacheKey::on_host(Some(host), "/blog/a", None, Vec::new());
+        index.put(&on("a.example.com"), &entry(now));
+        index.put(&on("b.example.com"), &entry(now));
+        index.put(&key("/blog/a"), &entry(now));
+        assert_eq!(index.len(), 3);
+    }
+
+    #[test]
+    fn a_prefix_run_is_read_in_chunks_and_skips_other_sites() {
+        let now = SystemTime::now();
+        let index = index_of(
+            &["/blog", "/blog-old", "/blog/a", "/blog/b", "/blog/c", "/blogroll"],
+            now,
+        );
+        index.put(
+            &CacheKey::on_host(Some("news.example.com"), "/blog/b", None, Vec::new()),
+            &entry(now),
+        );
+        let prefix = PathPrefix::new(None, "/blog");
+        let runs = prefix.runs();
+        let (exact, next) = index.run_chunk(&prefix, &runs[0], None, 10);
+        assert_eq!((exact.len(), next), (1, None), "the page itself, not /blog-old");
+
+        let mut after = None;
+        let mut seen = Vec::new();
+        loop {
+            let (chunk, next) = index.run_chunk(&prefix, &runs[1], after.as_ref(), 2);
+            assert!(chunk.len() <= 2);
+            seen.extend(chunk.into_iter().map(|(k, _)| k.to_string()));
+            match next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            ["/blog/a", "/blog/b", "/blog/c"],
+            "another site's /blog/b is skipped"
+        );
+        let (query, _) = index.run_chunk(&prefix, &runs[2], None, 10);
+        assert!(query.is_empty());
     }
 
     #[test]

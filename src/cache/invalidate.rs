@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::store::{ApplyInvalidation, Invalidation, Store};
-use super::{Cache, CacheKey, Entry, KEYS_BETWEEN_YIELDS};
+use super::{Cache, CacheKey, Entry, KEYS_BETWEEN_YIELDS, PathPrefix};
 
 impl Cache {
     /// The callback through which the shared tier hands over other instances' invalidations. It reaches memory
@@ -47,6 +47,10 @@ impl Cache {
 
     /// Removes `key` from memory and this instance's own tiers.
     async fn remove_here(&self, key: &CacheKey) -> bool {
+        self.scanned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
         let mut found = self.forget_in_memory(key).await;
         for tier in self.tiers.iter() {
             if !found {
@@ -83,7 +87,29 @@ impl Cache {
 
     async fn invalidate_tag_here(&self, tag: &str, purge: bool) -> usize {
         let tagged = self.keys_with_tag(tag).await;
-        for (i, (key, entry)) in tagged.iter().enumerate() {
+        self.invalidate_here(&tagged, purge).await
+    }
+
+    /// Marks stale (or, with `purge`, removes) every page `prefix` covers, on every instance. Returns how many
+    /// pages were found (here or in the shared tier, whichever knows more).
+    pub async fn invalidate_prefix(&self, prefix: &PathPrefix, purge: bool) -> usize {
+        let here = self.invalidate_prefix_here(prefix, purge).await;
+        let shared = match &self.shared {
+            Some(shared) => shared.invalidate_prefix(prefix, purge).await.unwrap_or(0),
+            None => 0,
+        };
+        here.max(shared)
+    }
+
+    async fn invalidate_prefix_here(&self, prefix: &PathPrefix, purge: bool) -> usize {
+        let covered = self.keys_with_prefix(prefix).await;
+        self.invalidate_here(&covered, purge).await
+    }
+
+    /// Marks `pages` stale (or removes them) in memory and this instance's own tiers, yielding to the runtime
+    /// every [`KEYS_BETWEEN_YIELDS`] pages; returns how many there were.
+    async fn invalidate_here(&self, pages: &[(CacheKey, Arc<Entry>)], purge: bool) -> usize {
+        for (i, (key, entry)) in pages.iter().enumerate() {
             if i % KEYS_BETWEEN_YIELDS == KEYS_BETWEEN_YIELDS - 1 {
                 tokio::task::yield_now().await;
             }
@@ -93,7 +119,7 @@ impl Cache {
                 self.mark_stale(key, entry);
             }
         }
-        tagged.len()
+        pages.len()
     }
 
     /// Tells the other instances that `key` was regenerated on demand, so they drop their older copy.
@@ -119,6 +145,9 @@ impl Cache {
             }
             Invalidation::Tag { tag, purge } => {
                 self.invalidate_tag_here(&tag, purge).await;
+            }
+            Invalidation::Prefix { prefix, purge } => {
+                self.invalidate_prefix_here(&prefix, purge).await;
             }
             Invalidation::Everything => {
                 self.entries.invalidate_all();

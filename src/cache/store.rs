@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::cache::{CacheKey, Entry};
+use crate::cache::{CacheKey, Entry, PathPrefix};
 
 /// A boxed future, so the trait stays object-safe without a macro crate.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -68,6 +68,13 @@ pub enum Invalidation {
     Tag {
         /// The tag.
         tag: String,
+        /// Removed rather than marked stale.
+        purge: bool,
+    },
+    /// Pages a path prefix covers were marked stale, or purged.
+    Prefix {
+        /// The prefix, on its site.
+        prefix: PathPrefix,
         /// Removed rather than marked stale.
         purge: bool,
     },

@@ -276,6 +276,9 @@ pub(super) fn report(report: &RevalidateReport, purge: bool) -> String {
     for (tag, pages) in &report.tags {
         let _ = writeln!(text, "tag {tag}: {pages} pages {done}");
     }
+    for (prefix, pages) in &report.prefixes {
+        let _ = writeln!(text, "prefix {prefix}: {pages} pages {done}");
+    }
     text
 }
 

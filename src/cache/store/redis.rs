@@ -6,6 +6,7 @@
 //! page:{<xxh3-128 of the cache key>}   hash { g: generated-at ms, s: marked stale 0|1, e: codec bytes }, TTL = revalidate + expire
 //! lock:{<xxh3-128 of the cache key>}   regeneration lock: a random token, SET NX PX lock_ttl
 //! tag:<tag>                            set of page keys carrying the tag (members are re-checked on use)
+//! paths:{index}, paths:expiry:{index}  every page in path order, for prefix revalidation (see [`paths`])
 //! epoch                                counter bumped by every invalidation (see "Reconnecting" below)
 //! invalidations                        pub/sub channel: "<epoch> <json>" per invalidation
 //! ```
@@ -44,6 +45,7 @@ mod connection;
 mod health;
 mod lock;
 mod message;
+mod paths;
 mod scripts;
 mod subscriber;
 mod writer;
@@ -57,7 +59,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cache::store::codec;
 use crate::cache::store::{ApplyInvalidation, BoxFuture, Invalidation, Store};
-use crate::cache::{CacheKey, Entry};
+use crate::cache::{CacheKey, Entry, PathPrefix};
 use health::{Failure, Outage};
 pub use lock::{FleetLockGuard, LockAttempt, Probe};
 use writer::Job;
@@ -140,7 +142,21 @@ struct Keys {
 impl Keys {
     /// A page and its lock share a hash tag: one slot, one node in a cluster.
     fn page(&self, key: &CacheKey) -> String {
-        format!("{}page:{{{:032x}}}", self.prefix, codec::key_hash(key))
+        self.page_hash(&format!("{:032x}", codec::key_hash(key)))
+    }
+
+    /// The page whose key hashes to `hash` (32 hex digits).
+    fn page_hash(&self, hash: &str) -> String {
+        format!("{}page:{{{hash}}}", self.prefix)
+    }
+
+    /// The path index ([`paths`]); it and its expiry set share a hash tag.
+    fn paths(&self) -> String {
+        format!("{}paths:{{index}}", self.prefix)
+    }
+
+    fn paths_expiry(&self) -> String {
+        format!("{}paths:expiry:{{index}}", self.prefix)
     }
 
     fn lock(&self, key: &CacheKey) -> String {
@@ -282,6 +298,18 @@ impl RedisStore {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Job::Tag {
             tag: tag.to_owned(),
+            purge,
+            reply: Some(reply),
+        });
+        tokio::time::timeout(REPLY_TIMEOUT, answer).await.ok()?.ok()?
+    }
+
+    /// Marks stale (or purges) every page in Redis that `prefix` covers and tells every instance to do the same
+    /// in memory. Returns how many pages Redis had (`None`: unknown, Redis unavailable; replayed later).
+    pub async fn invalidate_prefix(&self, prefix: &PathPrefix, purge: bool) -> Option<usize> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Job::Prefix {
+            prefix: prefix.clone(),
             purge,
             reply: Some(reply),
         });

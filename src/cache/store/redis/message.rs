@@ -7,9 +7,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use http::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::CacheKey;
 use crate::cache::store::Invalidation;
 use crate::cache::store::codec::generated_at_ms;
+use crate::cache::{CacheKey, PathPrefix};
 
 /// A message that does not parse (another version, or something else publishing on the channel).
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +26,23 @@ struct Message {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Op {
-    Regenerated { key: WireKey, generated_at_ms: u64 },
-    Purged { key: WireKey },
-    Tag { tag: String, purge: bool },
+    Regenerated {
+        key: WireKey,
+        generated_at_ms: u64,
+    },
+    Purged {
+        key: WireKey,
+    },
+    Tag {
+        tag: String,
+        purge: bool,
+    },
+    Prefix {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        path: String,
+        purge: bool,
+    },
     Everything,
 }
 
@@ -82,6 +96,11 @@ pub(super) fn encode(from: u64, invalidation: &Invalidation) -> String {
             tag: tag.clone(),
             purge: *purge,
         },
+        Invalidation::Prefix { prefix, purge } => Op::Prefix {
+            host: prefix.host().map(str::to_owned),
+            path: prefix.path().to_owned(),
+            purge: *purge,
+        },
         Invalidation::Everything => Op::Everything,
     };
     serde_json::to_string(&Message { from, op }).unwrap_or_default()
@@ -105,6 +124,15 @@ pub(super) fn decode(payload: &[u8]) -> Result<(u64, u64, Invalidation), Message
         },
         Op::Purged { key } => Invalidation::Purged { key: key.into_key()? },
         Op::Tag { tag, purge } => Invalidation::Tag { tag, purge },
+        Op::Prefix { host, path, purge } => {
+            if !path.starts_with('/') {
+                return Err(MessageError("prefix"));
+            }
+            Invalidation::Prefix {
+                prefix: PathPrefix::new(host.as_deref(), &path),
+                purge,
+            }
+        }
         Op::Everything => Invalidation::Everything,
     };
     Ok((epoch, message.from, invalidation))
@@ -164,6 +192,16 @@ mod tests {
             decode(tag.as_bytes()),
             Ok((3, 1, Invalidation::Tag { ref tag, purge: true })) if tag == "blog"
         ));
+        let shop = PathPrefix::new(Some("shop.example.com"), "/blog");
+        let sent = Invalidation::Prefix {
+            prefix: shop.clone(),
+            purge: false,
+        };
+        let prefix = format!("4 {}", encode(2, &sent));
+        assert!(matches!(
+            decode(prefix.as_bytes()),
+            Ok((4, 2, Invalidation::Prefix { ref prefix, purge: false })) if *prefix == shop
+        ));
     }
 
     #[test]
@@ -174,6 +212,7 @@ mod tests {
             b"x {}",
             b"1 {\"op\":\"nope\",\"from\":1}",
             b"1 not json",
+            b"1 {\"op\":\"prefix\",\"from\":1,\"path\":\"blog\",\"purge\":false}",
         ] {
             assert!(decode(payload).is_err(), "{payload:?}");
         }

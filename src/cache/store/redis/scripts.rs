@@ -41,6 +41,27 @@ return 1
     )
 });
 
+/// Adds a page to the path index and drops up to 8 members whose pages expired (a page write at a time keeps
+/// the index near what Redis holds). KEYS: path index, its expiry set (one hash tag); ARGV: member, page TTL ms
+/// (0 = none). The time is Redis's own, the clock its page TTLs run on.
+pub(super) static INDEX_PATH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+if ttl > 0 then redis.call('ZADD', KEYS[2], now + ttl, ARGV[1]) else redis.call('ZADD', KEYS[2], '+inf', ARGV[1]) end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)
+if #gone > 0 then
+  redis.call('ZREM', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
+end
+return #gone
+",
+    )
+});
+
 /// Marks a page stale, or deletes it, if it exists (never creating a page from nothing).
 /// KEYS: page; ARGV: purge ('1' or '0'). Returns 1 if the page existed.
 pub(super) static INVALIDATE_PAGE: LazyLock<Script> = LazyLock::new(|| {

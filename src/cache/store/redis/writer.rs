@@ -11,10 +11,10 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Failure, Shared, message, scripts};
+use super::{Failure, Shared, message, paths, scripts};
 use crate::cache::store::Invalidation;
 use crate::cache::store::codec;
-use crate::cache::{CacheKey, Entry, scoped_tag};
+use crate::cache::{CacheKey, Entry, PathPrefix, scoped_tag};
 
 /// Writes and invalidations kept while Redis is down.
 const MAX_BACKLOG: usize = 1024;
@@ -37,6 +37,11 @@ pub(super) enum Job {
         purge: bool,
         reply: Option<oneshot::Sender<Option<usize>>>,
     },
+    Prefix {
+        prefix: PathPrefix,
+        purge: bool,
+        reply: Option<oneshot::Sender<Option<usize>>>,
+    },
     Flush(oneshot::Sender<()>),
 }
 
@@ -56,6 +61,16 @@ impl Job {
                 }
                 Some(Self::Tag {
                     tag,
+                    purge,
+                    reply: None,
+                })
+            }
+            Self::Prefix { prefix, purge, reply } => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(None);
+                }
+                Some(Self::Prefix {
+                    prefix,
                     purge,
                     reply: None,
                 })
@@ -159,8 +174,12 @@ async fn execute(shared: &Shared, job: Job) -> Result<(), Job> {
         Job::Delete(key) => {
             let mut delete = redis::cmd("DEL");
             let delete = delete.arg(shared.keys.page(&key)).query_async::<i64>(&mut conn);
-            match shared.run(budget, delete).await {
-                Ok(_) => Ok(()),
+            let deleted = match shared.run(budget, delete).await {
+                Ok(_) => paths::unindex(shared, &[paths::member(&key)]).await,
+                Err(err) => Err(err),
+            };
+            match deleted {
+                Ok(()) => Ok(()),
                 Err(err) => retry_later(err, Job::Delete(key)),
             }
         }
@@ -179,9 +198,12 @@ async fn execute(shared: &Shared, job: Job) -> Result<(), Job> {
             let mut delete = redis::cmd("DEL");
             let delete = delete.arg(shared.keys.page(&key)).query_async::<u64>(&mut conn);
             let purged = match shared.run(budget, delete).await {
-                Ok(deleted) => announce(shared, &Invalidation::Purged { key: key.clone() })
-                    .await
-                    .map(|()| deleted),
+                Ok(deleted) => match paths::unindex(shared, &[paths::member(&key)]).await {
+                    Ok(()) => announce(shared, &Invalidation::Purged { key: key.clone() })
+                        .await
+                        .map(|()| deleted),
+                    Err(err) => Err(err),
+                },
                 Err(err) => Err(err),
             };
             match purged {
@@ -203,6 +225,15 @@ async fn execute(shared: &Shared, job: Job) -> Result<(), Job> {
             }
             Err(err) => retry_later(err, Job::Tag { tag, purge, reply }),
         },
+        Job::Prefix { prefix, purge, reply } => match paths::invalidate_prefix(shared, &prefix, purge).await {
+            Ok(pages) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Some(pages));
+                }
+                Ok(())
+            }
+            Err(err) => retry_later(err, Job::Prefix { prefix, purge, reply }),
+        },
         Job::Flush(done) => {
             let _ = done.send(());
             Ok(())
@@ -210,7 +241,7 @@ async fn execute(shared: &Shared, job: Job) -> Result<(), Job> {
     }
 }
 
-/// Writes a page (unless Redis holds a newer one), then adds it to its tag sets.
+/// Writes a page (unless Redis holds a newer one), then adds it to the path index and its tag sets.
 async fn save(shared: &Shared, key: &CacheKey, entry: &Entry) -> Result<(), Failure> {
     let budget = shared.write_timeout();
     let mut conn = shared.conn.clone();
@@ -231,6 +262,7 @@ async fn save(shared: &Shared, key: &CacheKey, entry: &Entry) -> Result<(), Fail
         tracing::debug!(key = %key, "redis holds a newer page; keeping it");
         return Ok(());
     }
+    paths::index(shared, key, ttl_ms).await?;
     for tag in entry.tags.iter() {
         let mut add = scripts::TAG_PAGE.prepare_invoke();
         add.key(shared.keys.tag(&scoped_tag(key.host(), tag)))
@@ -292,7 +324,7 @@ async fn invalidate_tag(shared: &Shared, tag: &str, purge: bool) -> Result<usize
 }
 
 /// Bumps the epoch and publishes `invalidation` in one script (the epoch is one key).
-async fn announce(shared: &Shared, invalidation: &Invalidation) -> Result<(), Failure> {
+pub(super) async fn announce(shared: &Shared, invalidation: &Invalidation) -> Result<(), Failure> {
     let mut conn = shared.conn.clone();
     let message = message::encode(shared.instance, invalidation);
     let mut announce = scripts::ANNOUNCE.prepare_invoke();
