@@ -92,6 +92,33 @@ async fn tags_and_on_demand_revalidation_reach_origin_mode_pages() {
     proxy.shutdown().await;
 }
 
+/// A page marked stale by tag is served stale while it is revalidated only if its directives allow serving it
+/// stale while revalidating: `s-maxage` with `stale-while-revalidate` does, `s-maxage` alone (proxy-revalidate to
+/// a shared cache) does not, so its next request waits for the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_marked_stale_by_tag_is_served_stale_only_if_its_directives_allow_it() {
+    let origin = TestOrigin::new()
+        .header("/std/isr", "cache-control", "s-maxage=3600, stale-while-revalidate=60")
+        .header("/std/isr", "x-isr-tags", "posts")
+        .header("/std/strict", "cache-control", "s-maxage=3600")
+        .header("/std/strict", "x-isr-tags", "posts")
+        .start()
+        .await;
+    let proxy = start(&config(""), &origin).await;
+    proxy.client.get("/std/isr").await;
+    proxy.client.get("/std/strict").await;
+    assert_eq!(revalidate(&proxy, "tag=posts").await, http::StatusCode::OK);
+    assert_eq!(proxy.client.get("/std/isr").await.cache(), "STALE");
+    eventually(2_000, "the background render", async || origin.renders("/std/isr") == 2).await;
+    let strict = proxy.client.get("/std/strict").await;
+    assert_eq!(
+        (strict.cache(), strict.text.as_str()),
+        ("MISS", "<p>/std/strict render 2</p>"),
+        "s-maxage alone: validated before it is used again"
+    );
+    proxy.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn origin_mode_pages_survive_a_restart_with_their_headers_age_and_validators() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -1,7 +1,8 @@
 //! Standards mode, serving stale (RFC 9111 §4.2.4, RFC 5861): only inside `stale-while-revalidate` (one
 //! background validation however many requests), inside `stale-if-error` when the origin fails, or while the
 //! origin cannot be reached at all (a disconnected cache may serve stale: isr-proxy's keep-last-good, bounded by
-//! the route's `expire`); never with `must-revalidate`, `proxy-revalidate`, `no-cache` or `s-maxage`.
+//! the route's `expire`); never with `must-revalidate`, `proxy-revalidate` or `no-cache`, and with `s-maxage`
+//! only inside the response's own `stale-while-revalidate` / `stale-if-error` windows.
 
 mod common;
 
@@ -148,5 +149,53 @@ async fn no_cache_responses_are_stored_and_validated_before_every_use() {
         );
     }
     assert_eq!(origin.renders("/std/nc"), 3);
+    proxy.shutdown().await;
+}
+
+/// `s-maxage` means `proxy-revalidate` to a shared cache (RFC 9111 §5.2.2.10), except inside the RFC 5861
+/// windows the same response names: `s-maxage=10, stale-while-revalidate=20` is served stale (one background
+/// validation) for 20 s, and never past that, not even while the origin is down or for a client's `max-stale`;
+/// `s-maxage=10, stale-if-error=30` is served stale on a 5xx inside its window only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_s_maxage_a_page_is_served_stale_only_inside_its_own_windows() {
+    let origin = TestOrigin::new()
+        .header("/std/isr", "cache-control", "s-maxage=10, stale-while-revalidate=20")
+        .header("/std/sie", "cache-control", "s-maxage=10, stale-if-error=30")
+        .start()
+        .await;
+    let proxy = spawn_proxy(STANDARD_CONFIG, &origin).await;
+    proxy.client.get("/std/isr").await;
+    proxy.client.get("/std/sie").await;
+    proxy.clock.advance(Duration::from_secs(15));
+    assert_eq!(proxy.client.get("/std/isr").await.cache(), "STALE");
+    eventually(2_000, "the background validation", async || {
+        origin.renders("/std/isr") == 2
+    })
+    .await;
+    origin.set_failing("/std/sie", Some(StatusCode::INTERNAL_SERVER_ERROR));
+    let within = proxy.client.get("/std/sie").await;
+    assert_eq!(
+        (within.status, within.cache()),
+        (StatusCode::OK, "STALE"),
+        "inside stale-if-error"
+    );
+
+    proxy.clock.advance(Duration::from_secs(31));
+    let past = proxy.client.get("/std/sie").await;
+    assert_eq!(past.status, StatusCode::INTERNAL_SERVER_ERROR, "past stale-if-error");
+    let max_stale = proxy.client.get("/std/isr").header("cache-control", "max-stale").await;
+    assert_eq!(
+        max_stale.cache(),
+        "MISS",
+        "past stale-while-revalidate, s-maxage forbids stale to the client that accepts it too"
+    );
+    proxy.clock.advance(Duration::from_secs(31));
+    origin.stop().await;
+    let down = proxy.client.get("/std/isr").await;
+    assert_eq!(
+        down.status,
+        StatusCode::BAD_GATEWAY,
+        "past its window, not even keep-last-good while the origin is down"
+    );
     proxy.shutdown().await;
 }

@@ -66,10 +66,27 @@ pub struct HttpFreshness {
     pub stale_while_revalidate: Duration,
     /// RFC 5861 `stale-if-error` window past the lifetime.
     pub stale_if_error: Duration,
-    /// `must-revalidate`, `proxy-revalidate` or `s-maxage`: never served stale.
-    pub must_revalidate: bool,
+    /// Which stale uses the origin's directives allow.
+    pub serve_stale: ServeStale,
     /// `no-cache`: validated before every use.
     pub no_cache: bool,
+}
+
+/// Which stale uses of a stored response its directives allow a shared cache (RFC 9111 §4.2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServeStale {
+    /// Every use a shared cache may make: RFC 5861's windows, a request's `max-stale`, and keep-last-good while
+    /// the origin cannot be reached.
+    #[default]
+    Allowed,
+    /// Only inside the response's own `stale-while-revalidate` and `stale-if-error` windows: `s-maxage`, which
+    /// also means `proxy-revalidate` to a shared cache (§5.2.2.10), beside an RFC 5861 window. The window is the
+    /// origin's explicit permission for exactly that stale use (§4.2.4 allows stale responses an extension
+    /// directive permits), and `s-maxage=60, stale-while-revalidate=600` is how Next.js, Nuxt, SvelteKit and
+    /// Remix say "ISR" to the cache in front; every other stale use stays forbidden.
+    WithinWindows,
+    /// Never: `must-revalidate` or `proxy-revalidate`, or `s-maxage` without an RFC 5861 window.
+    Never,
 }
 
 /// What an entry stored under a `revalidate = "origin"` route knows beyond a time-based one.

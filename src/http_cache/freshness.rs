@@ -9,7 +9,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::directives::{DELTA_SECONDS_MAX, MaxStale, RequestDirectives, ResponseDirectives, Seconds};
 use super::vary::Vary;
-use crate::cache::entry::HttpFreshness;
+use crate::cache::entry::{HttpFreshness, ServeStale};
 use crate::cacheability::BypassReason;
 
 /// What storing a response under RFC 9111 comes to.
@@ -71,14 +71,30 @@ pub fn judge(
             lifetime,
             stale_while_revalidate,
             stale_if_error,
-            // §5.2.2.10: s-maxage also means proxy-revalidate for a shared cache.
-            must_revalidate: directives.must_revalidate
-                || directives.proxy_revalidate
-                || directives.s_maxage.is_present(),
+            serve_stale: serve_stale(&directives, stale_while_revalidate, stale_if_error),
             no_cache: directives.no_cache,
         },
         initial_age: age_value(headers),
     })
+}
+
+/// Which stale uses the directives allow: none with `must-revalidate` or `proxy-revalidate`; with `s-maxage`
+/// (§5.2.2.10: proxy-revalidate for a shared cache) only those its RFC 5861 windows name, or none without one.
+fn serve_stale(
+    directives: &ResponseDirectives,
+    stale_while_revalidate: Duration,
+    stale_if_error: Duration,
+) -> ServeStale {
+    let has_window = !stale_while_revalidate.is_zero() || !stale_if_error.is_zero();
+    if directives.must_revalidate || directives.proxy_revalidate {
+        ServeStale::Never
+    } else if !directives.s_maxage.is_present() {
+        ServeStale::Allowed
+    } else if has_window {
+        ServeStale::WithinWindows
+    } else {
+        ServeStale::Never
+    }
 }
 
 fn seconds(value: Seconds) -> Duration {
@@ -213,16 +229,18 @@ pub fn reuse(freshness: &HttpFreshness, age: Duration, request: &RequestDirectiv
             Reuse::Fresh
         };
     }
-    if freshness.must_revalidate {
-        return Reuse::Validate(OnError::NEVER);
-    }
+    let any_stale_use = match freshness.serve_stale {
+        ServeStale::Never => return Reuse::Validate(OnError::NEVER),
+        ServeStale::WithinWindows => false,
+        ServeStale::Allowed => true,
+    };
     let staleness = age - freshness.lifetime;
     let accepted = match request.max_stale {
         Some(MaxStale::Any) => true,
         Some(MaxStale::UpTo(limit)) => staleness <= Duration::from_secs(limit),
         None => false,
     };
-    if accepted && request.max_age.is_none_or(|max| age <= Duration::from_secs(max)) {
+    if any_stale_use && accepted && request.max_age.is_none_or(|max| age <= Duration::from_secs(max)) {
         return Reuse::StaleAccepted;
     }
     if staleness < freshness.stale_while_revalidate && request.max_age.is_none() && request.min_fresh.is_none() {
@@ -230,7 +248,7 @@ pub fn reuse(freshness: &HttpFreshness, age: Duration, request: &RequestDirectiv
     }
     let within_error_window = staleness < freshness.stale_if_error;
     Reuse::Validate(OnError {
-        on_unreachable: within_error_window || staleness < expire,
+        on_unreachable: within_error_window || (any_stale_use && staleness < expire),
         on_server_error: within_error_window,
     })
 }

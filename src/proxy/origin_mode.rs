@@ -20,6 +20,7 @@ use http::{HeaderMap, Method, Request, Response, Uri};
 use hyper::body::Incoming;
 
 use super::Proxy;
+use crate::cache::entry::ServeStale;
 use crate::cache::{CacheKey, Entry};
 use crate::http_cache::{self, OnError, RequestDirectives, Reuse};
 use crate::origin::OriginError;
@@ -183,14 +184,19 @@ impl Proxy {
 
 /// How `entry` may answer a request: as [`http_cache::reuse`] says, except that a page marked stale on demand
 /// (revalidation by tag) is served stale while it is revalidated, as on time-based routes, when the origin's
-/// directives allow serving it stale at all.
+/// directives allow serving it stale while revalidating at all.
 fn reuse_of(entry: &Entry, age: std::time::Duration, directives: &RequestDirectives) -> Reuse {
     let Some(http) = &entry.http else {
         return Reuse::Validate(OnError::default());
     };
     let reuse = http_cache::reuse(&http.freshness, age, directives, entry.lifetime.expire);
+    let while_revalidating = match http.freshness.serve_stale {
+        ServeStale::Allowed => true,
+        ServeStale::WithinWindows => !http.freshness.stale_while_revalidate.is_zero(),
+        ServeStale::Never => false,
+    };
     match reuse {
-        Reuse::Fresh if entry.is_marked_stale() && !http.freshness.must_revalidate => Reuse::StaleWhileRevalidate,
+        Reuse::Fresh if entry.is_marked_stale() && while_revalidating => Reuse::StaleWhileRevalidate,
         Reuse::Fresh if entry.is_marked_stale() => Reuse::Validate(OnError::default()),
         other => other,
     }

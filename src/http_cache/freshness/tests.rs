@@ -157,13 +157,27 @@ fn directives_that_shape_reuse() {
     let f = freshness("max-age=10, stale-while-revalidate=20, stale-if-error=30");
     assert_eq!(f.stale_while_revalidate, Duration::from_secs(20));
     assert_eq!(f.stale_if_error, Duration::from_secs(30));
-    assert!(!f.must_revalidate && !f.no_cache);
-    assert!(freshness("max-age=10, must-revalidate").must_revalidate);
-    assert!(freshness("max-age=10, proxy-revalidate").must_revalidate);
-    assert!(
-        freshness("s-maxage=10").must_revalidate,
-        "s-maxage forbids stale to a shared cache"
-    );
+    assert!(f.serve_stale == ServeStale::Allowed && !f.no_cache);
+    let cases = [
+        ("max-age=10, must-revalidate", ServeStale::Never),
+        ("max-age=10, proxy-revalidate", ServeStale::Never),
+        (
+            "max-age=10, must-revalidate, stale-while-revalidate=20",
+            ServeStale::Never,
+        ),
+        ("s-maxage=10", ServeStale::Never),
+        ("s-maxage=10, stale-while-revalidate=0", ServeStale::Never),
+        ("s-maxage=10, stale-while-revalidate=20", ServeStale::WithinWindows),
+        ("s-maxage=10, stale-if-error=20", ServeStale::WithinWindows),
+        (
+            "s-maxage=10, proxy-revalidate, stale-while-revalidate=20",
+            ServeStale::Never,
+        ),
+        ("max-age=10, stale-while-revalidate=20", ServeStale::Allowed),
+    ];
+    for (value, want) in cases {
+        assert_eq!(freshness(value).serve_stale, want, "{value}");
+    }
     assert!(freshness("max-age=10, no-cache").no_cache);
 }
 
@@ -195,8 +209,15 @@ fn stored(lifetime: u64, swr: u64, sie: u64) -> HttpFreshness {
         lifetime: Duration::from_secs(lifetime),
         stale_while_revalidate: Duration::from_secs(swr),
         stale_if_error: Duration::from_secs(sie),
-        must_revalidate: false,
+        serve_stale: ServeStale::Allowed,
         no_cache: false,
+    }
+}
+
+fn within_windows(lifetime: u64, swr: u64, sie: u64) -> HttpFreshness {
+    HttpFreshness {
+        serve_stale: ServeStale::WithinWindows,
+        ..stored(lifetime, swr, sie)
     }
 }
 
@@ -226,7 +247,7 @@ fn reuse_of_a_stored_response() {
         (stored(10, 0, 0), 10 + 3600, none, Reuse::Validate(OnError::NEVER)),
         (
             HttpFreshness {
-                must_revalidate: true,
+                serve_stale: ServeStale::Never,
                 ..stored(10, 20, 30)
             },
             15,
@@ -262,13 +283,37 @@ fn reuse_of_a_stored_response() {
         ),
         (
             HttpFreshness {
-                must_revalidate: true,
+                serve_stale: ServeStale::Never,
                 ..stored(10, 0, 0)
             },
             15,
             request("max-stale"),
             Reuse::Validate(OnError::NEVER),
         ),
+        // s-maxage beside an RFC 5861 window: stale inside the window, and for no other use.
+        (within_windows(10, 20, 0), 15, none, Reuse::StaleWhileRevalidate),
+        (within_windows(10, 20, 0), 30, none, Reuse::Validate(OnError::NEVER)),
+        (
+            within_windows(10, 20, 0),
+            30,
+            request("max-stale"),
+            Reuse::Validate(OnError::NEVER),
+        ),
+        (
+            within_windows(10, 20, 0),
+            15,
+            request("max-age=3"),
+            Reuse::Validate(OnError::NEVER),
+        ),
+        (within_windows(10, 0, 30), 15, none, Reuse::Validate(both)),
+        (
+            within_windows(10, 0, 30),
+            15,
+            request("max-stale"),
+            Reuse::Validate(both),
+        ),
+        (within_windows(10, 0, 30), 41, none, Reuse::Validate(OnError::NEVER)),
+        (within_windows(10, 20, 0), 5, none, Reuse::Fresh),
     ];
     for (freshness, age, request, want) in cases {
         assert_eq!(
