@@ -32,8 +32,8 @@ use crate::cache_status::CacheStatus;
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The `cache` label of `isr_requests_total`: the `x-isr-cache` values, plus `NONE` for responses isr-proxy
-/// wrote itself (errors, the revalidation endpoint).
-const REQUEST_LABELS: [&str; 7] = ["HIT", "STALE", "MISS", "BYPASS", "FALLBACK", "REVALIDATED", "NONE"];
+/// wrote itself (errors, the revalidation endpoint). [`Metrics::request_counts`] is in this order.
+pub const REQUEST_LABELS: [&str; 7] = ["HIT", "STALE", "MISS", "BYPASS", "FALLBACK", "REVALIDATED", "NONE"];
 
 /// How one cached-route origin fetch ended; the `outcome` label of `isr_origin_fetches_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +306,21 @@ impl Metrics {
             .zip(&self.request_counters)
             .map(|(label, counter)| (*label, counter.get()))
             .collect()
+    }
+
+    /// Cached-route origin fetches so far that were sent (every outcome but `busy`, which never left).
+    pub fn origin_fetch_count(&self) -> u64 {
+        OriginOutcome::ALL
+            .iter()
+            .zip(&self.origin_counters)
+            .filter(|(outcome, _)| **outcome != OriginOutcome::Busy)
+            .map(|(_, counter)| counter.get())
+            .sum()
+    }
+
+    /// Regenerations (flights) ended so far, whatever their result.
+    pub fn regeneration_count(&self) -> u64 {
+        self.regeneration_counters.iter().map(Counter::get).sum()
     }
 
     /// Records one cached-route origin fetch.

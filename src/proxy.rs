@@ -194,6 +194,12 @@ impl Proxy {
         &self.regen
     }
 
+    /// On-demand revalidation, for the admin listener's `POST /revalidate` (the dashboard's actions), which
+    /// goes through the same endpoint code as the public one.
+    pub fn revalidator(&self) -> &Revalidator {
+        &self.revalidator
+    }
+
     /// The route table, to key and explain a path as a request would (admin listener).
     pub fn routes(&self) -> &RouteTable {
         &self.routes

@@ -181,6 +181,11 @@ impl Revalidator {
         }
     }
 
+    /// Whether a token is set: without one, the endpoint (and the admin listener's actions) do not exist.
+    pub fn is_enabled(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// Whether `path` is the endpoint's path (requests to it never reach the origin).
     pub fn is_endpoint(&self, path: &str) -> bool {
         path == self.path

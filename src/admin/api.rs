@@ -41,6 +41,10 @@ pub struct ConfigHealth {
     pub generation: u64,
     /// Settings changed by a reload that keep their running values until a restart.
     pub restart_needed: Vec<String>,
+    /// Whether the admin listener's `POST /revalidate` (the dashboard's actions) is on: a revalidation token
+    /// is set. Absent from proxies older than the dashboard.
+    #[serde(default)]
+    pub actions_enabled: bool,
 }
 
 /// The `cache` part of [`Health`].
@@ -97,6 +101,10 @@ pub struct Stats {
     pub regenerations: RegenerationStats,
     /// The origin, as the last request to it found it.
     pub origin: OriginHealth,
+    /// Cached-route origin fetches since start (misses, regenerations, revalidations; pass-through not
+    /// counted). Absent from proxies older than the dashboard.
+    #[serde(default)]
+    pub origin_fetches: u64,
     /// The shared Redis tier: `up`, `down`, or `null` when none is configured.
     pub redis: Option<String>,
     /// Lower cache tiers, in lookup order.
@@ -121,6 +129,9 @@ pub struct CacheStats {
 /// The `regenerations` part of [`Stats`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RegenerationStats {
+    /// Ended since start, whatever the result. Absent from proxies older than the dashboard.
+    #[serde(default)]
+    pub total: u64,
     /// Running now.
     pub in_flight: u64,
     /// Failed since start (origin error, timeout, 5xx).
@@ -334,4 +345,46 @@ pub struct Regenerations {
     pub recent: Vec<RegenerationRecord>,
     /// Failures since start.
     pub failed_total: u64,
+}
+
+/// `GET /history?after=`: the figures of [`Stats`] sampled every few seconds over the last hour, oldest first,
+/// for the dashboard's charts. Counters are totals since start (a chart's rate is the difference of two
+/// points over their `elapsed_ms`); gauges are the value when sampled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct History {
+    /// Time between two samples.
+    pub interval_ms: u64,
+    /// The `x-isr-cache` values that each point's `requests` counts, in that order.
+    pub request_labels: Vec<String>,
+    /// The samples kept (at most an hour's), oldest first; with `after=`, only those with a higher `seq`.
+    pub points: Vec<HistoryPoint>,
+}
+
+/// One sample in [`History`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    /// Sample number, one more per sample since the admin listener started (pass the last as `after=`).
+    pub seq: u64,
+    /// When it was taken, in Unix milliseconds (the proxy's clock).
+    pub unix_ms: u64,
+    /// When it was taken, in milliseconds since sampling started (monotonic: rates divide by this).
+    pub elapsed_ms: u64,
+    /// Requests answered since start, by `x-isr-cache` value, in the order of `request_labels`.
+    pub requests: [u64; crate::metrics::REQUEST_LABELS.len()],
+    /// Cached-route origin fetches since start.
+    pub origin_fetches: u64,
+    /// Regenerations ended since start (any result).
+    pub regenerations: u64,
+    /// Regenerations failed since start.
+    pub regeneration_failures: u64,
+    /// Regenerations running when sampled.
+    pub regenerations_in_flight: u64,
+    /// Pages in memory.
+    pub entries: u64,
+    /// Bytes in memory, as weighed against `max_bytes`.
+    pub bytes: u64,
+    /// `cache.max_size`.
+    pub max_bytes: u64,
+    /// Config generation in effect (one more per applied reload).
+    pub config_generation: u64,
 }

@@ -38,6 +38,7 @@ impl Health {
                     .iter()
                     .map(|key| (*key).to_owned())
                     .collect(),
+                actions_enabled: proxy.revalidator().is_enabled(),
             },
         }
     }
@@ -68,6 +69,7 @@ impl Stats {
                 evictions: snapshot.cache_evictions,
             },
             regenerations: RegenerationStats {
+                total: proxy.metrics().regeneration_count(),
                 in_flight: snapshot.regenerations_in_flight,
                 failed_total: snapshot.regeneration_failures,
                 recent_failures: failures.len(),
@@ -75,6 +77,7 @@ impl Stats {
             origin: OriginHealth {
                 reachable: proxy.metrics().origin_reachable(),
             },
+            origin_fetches: proxy.metrics().origin_fetch_count(),
             redis: proxy.redis_state().map(|state| state.as_str().to_owned()),
             tiers: tiers(proxy),
             client_connections: proxy.metrics().client_connections(),

@@ -53,6 +53,17 @@ pub fn no_params(query: Option<&str>) -> Result<(), AdminError> {
     pairs(query, &[], &[]).map(drop)
 }
 
+/// `GET /history`: `after`, a sample number (only newer samples are sent).
+pub fn history_after(query: Option<&str>) -> Result<Option<u64>, AdminError> {
+    let Some((_, value)) = pairs(query, &["after"], &[])?.pop() else {
+        return Ok(None);
+    };
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| AdminError::BadRequest(format!("after must be a sample number (seq), not {value:?}")))
+}
+
 /// `GET /cache`: `prefix`, `tag`, `state`, `limit`, `cursor`.
 pub fn list_query(query: Option<&str>) -> Result<ListQuery, AdminError> {
     let bad = |reason: String| Err(AdminError::BadRequest(reason));

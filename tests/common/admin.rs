@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::Output;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -31,10 +32,16 @@ impl AdminHandle {
 
 /// Starts the admin listener for `proxy` on a free loopback port.
 pub(crate) async fn spawn_admin(proxy: &ProxyHandle) -> AdminHandle {
+    spawn_admin_sampling(proxy, isr_proxy::admin::history::DEFAULT_SAMPLE_INTERVAL).await
+}
+
+/// [`spawn_admin`] with `/history` sampled every `interval`.
+pub(crate) async fn spawn_admin_sampling(proxy: &ProxyHandle, interval: Duration) -> AdminHandle {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
     let addr = listener.local_addr().expect("admin address");
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(isr_proxy::run_admin(listener, proxy.proxy.clone(), async {
+    let live = isr_proxy::LiveProxy::new(proxy.proxy.clone());
+    tokio::spawn(isr_proxy::admin::run_admin_sampling(listener, live, interval, async {
         let _ = stopped.await;
     }));
     AdminHandle {
