@@ -161,7 +161,7 @@ async fn admin_serves_only_its_paths_and_only_reads() {
     let proxy = spawn_proxy(CONFIG, &origin).await;
     let (admin, _stop) = spawn_admin(&proxy).await;
 
-    for path in ["/", "/blog/a", "/metrics/x", "/_isr/revalidate"] {
+    for path in ["/index.html", "/blog/a", "/metrics/x", "/_isr/revalidate"] {
         assert_eq!(admin.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
     }
     for path in [
@@ -171,6 +171,9 @@ async fn admin_serves_only_its_paths_and_only_reads() {
         "/cache",
         "/cache/entry",
         "/regenerations",
+        "/history",
+        "/",
+        "/dashboard.js",
     ] {
         let r = admin.post(path, "x").await;
         assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");

@@ -7,19 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::admin::{AdminHandle, spawn_admin, spawn_admin_sampling};
-use common::{ProxyHandle, TestOrigin, TestResponse, eventually, spawn_proxy, spawn_proxy_with};
+use common::{BLOG_CONFIG, ProxyHandle, TestOrigin, TestResponse, eventually, spawn_proxy, spawn_proxy_with};
 use http::StatusCode;
 use isr_proxy::config::Token;
 
-const CONFIG: &str = r#"
-[origin]
-url = "{origin}"
-
-[[route]]
-path = "/blog/:slug"
-revalidate = 60
-"#;
-
+const CONFIG: &str = BLOG_CONFIG;
 const TOKEN: &str = "t0ken";
 
 async fn proxy_with_token(origin: &common::OriginHandle) -> ProxyHandle {

@@ -190,7 +190,9 @@ function drawChart(id, series, opts) {
   }
   if (opts.limit != null) {
     svg.append(s('line', { class: 'limit', x1: LEFT, x2: W - RIGHT, y1: y(opts.limit), y2: y(opts.limit) }));
-    svg.append(s('text', { x: W - RIGHT, y: y(opts.limit) - 4, 'text-anchor': 'end' }, opts.limitLabel || ''));
+    // Under the line when it is the top of the chart, so the label stays inside.
+    const below = y(opts.limit) < TOP + 12;
+    svg.append(s('text', { x: W - RIGHT, y: y(opts.limit) + (below ? 11 : -4), 'text-anchor': 'end' }, opts.limitLabel || ''));
   }
   for (const line of series) {
     let d = '', pen = 'M';
