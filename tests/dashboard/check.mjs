@@ -161,6 +161,17 @@ async function checks(page) {
   assert.equal(await page.$eval(`${row(expect.fresh)} .state`, (e) => e.textContent), 'stale (marked)');
   ok(`revalidating tag ${expect.tag} marked ${expect.fresh} stale`);
 
+  // A prefix, through the form: every page under /blog is purged, with the count shown.
+  await page.click('#action-form input[value=prefixes]');
+  await page.$eval('#action-items', (t) => { /** @type {HTMLTextAreaElement} */ (t).value = ''; });
+  await page.type('#action-items', '/blog');
+  await page.click('#action-purge');
+  await page.waitForSelector('#action-result tr[data-item="/blog"]', WAIT);
+  assert.match(await page.$eval('#action-result tr[data-item="/blog"]', (e) => e.textContent || ''), /2 pages purged/);
+  await page.waitForFunction((sel) => !document.querySelector(sel), WAIT, row(expect.stale));
+  assert.equal(await page.$(row(expect.fresh)), null, 'both pages are gone from the listing');
+  ok('purging prefix /blog removed both pages');
+
   // A proxy without a token: the page says actions are off and the endpoint refuses.
   await page.goto(`${env('BARE_ADMIN_URL')}/`, { waitUntil: 'load' });
   await page.waitForSelector('#actions-off:not([hidden])', WAIT);
